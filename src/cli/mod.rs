@@ -1,0 +1,78 @@
+//! The command line: clap derive structs, one file per large subcommand.
+
+pub mod inspect;
+pub mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code for errors in the work itself (bad image, bad recipe, I/O).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit code for a subcommand that is not implemented yet.
+pub const EXIT_NOT_IMPLEMENTED: i32 = 3;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 on success, 1 on error, 2 on a usage error, 3 for a subcommand not implemented yet.
+
+Images are read without root, loop devices or mounts. Base images are never modified;
+compressed and downloaded images are kept in the cache ($XDG_CACHE_HOME/piimage, else
+~/.cache/piimage, or --cache-dir).";
+
+/// Build customised Raspberry Pi cluster node images from official images, without root.
+#[derive(Debug, Parser)]
+#[command(name = "piimage", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// No progress bars (they are also off when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// Cache directory for downloads and decompressed base images.
+    #[arg(long, global = true, value_name = "DIR", env = "PIIMAGE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe an image: partitions, boot and root filesystems, OS, users, first-boot mechanism.
+    Inspect(inspect::InspectArgs),
+    /// Build one image per node from a recipe (not implemented yet).
+    Build(RecipeArgs),
+    /// Show every file a build would write, per node, without writing an image (not implemented yet).
+    Plan(RecipeArgs),
+    /// Check a recipe without opening any image (not implemented yet).
+    Validate(RecipeArgs),
+}
+
+/// Arguments of the recipe subcommands.
+#[derive(Debug, Args)]
+pub struct RecipeArgs {
+    /// The recipe (YAML).
+    #[arg(value_name = "RECIPE")]
+    pub recipe: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

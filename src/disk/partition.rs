@@ -1,0 +1,414 @@
+//! Partition tables: MBR (what the official Raspberry Pi and Ubuntu raspi images use) and GPT
+//! (behind a protective MBR entry of type 0xEE), read with `mbrman` and `gptman`.
+//!
+//! Only what the filesystems need is exposed: each partition's number, byte range and type. A
+//! partition reaching past the end of the image file is an error, never silently truncated.
+
+use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom};
+
+use serde::Serialize;
+
+use super::SECTOR_SIZE;
+use super::storage::Storage;
+
+/// Errors reading a partition table.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// The image is smaller than one sector.
+    #[error("not a disk image: only {len} bytes, less than one 512-byte sector")]
+    TooSmall {
+        /// Length of the image.
+        len: u64,
+    },
+    /// No 0x55AA signature at the end of sector 0.
+    #[error(
+        "no partition table: sector 0 does not end with the MBR signature 55 AA (found {found:02x} {found2:02x})"
+    )]
+    NoSignature {
+        /// Byte 510.
+        found: u8,
+        /// Byte 511.
+        found2: u8,
+    },
+    /// An MBR with a valid signature but no partition.
+    #[error("the MBR has no partitions")]
+    Empty,
+    /// The MBR could not be decoded.
+    #[error("invalid MBR: {0}")]
+    Mbr(String),
+    /// The GPT could not be decoded.
+    #[error("invalid GPT behind the protective MBR: {0}")]
+    Gpt(String),
+    /// A partition reaches past the end of the file.
+    #[error(
+        "partition {number} ends at byte {end} but the image is only {disk_len} bytes (truncated image?)"
+    )]
+    PastEnd {
+        /// 1-based partition number.
+        number: u32,
+        /// End offset in bytes (exclusive).
+        end: u64,
+        /// Length of the image.
+        disk_len: u64,
+    },
+    /// I/O error reading the table.
+    #[error("reading the partition table: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The kind of partition table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// DOS/MBR table (official Raspberry Pi OS and Ubuntu raspi images).
+    Mbr,
+    /// GUID partition table.
+    Gpt,
+}
+
+impl fmt::Display for TableKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Mbr => "dos (MBR)",
+            Self::Gpt => "gpt",
+        })
+    }
+}
+
+/// A partition's type, as the table records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionType {
+    /// MBR system id byte (0x0c FAT32 LBA, 0x83 Linux, ...).
+    Mbr(u8),
+    /// GPT partition type GUID (mixed-endian on disk, formatted canonically).
+    Gpt([u8; 16]),
+}
+
+impl PartitionType {
+    /// A short human name for well-known types.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Mbr(0x01) => "FAT12",
+            Self::Mbr(0x04 | 0x06 | 0x0e) => "FAT16",
+            Self::Mbr(0x0b) => "W95 FAT32",
+            Self::Mbr(0x0c) => "W95 FAT32 (LBA)",
+            Self::Mbr(0x05 | 0x0f | 0x85) => "Extended",
+            Self::Mbr(0x82) => "Linux swap",
+            Self::Mbr(0x83) => "Linux",
+            Self::Mbr(0xef) => "EFI System",
+            Self::Mbr(_) => "unknown",
+            Self::Gpt(g) => match format_guid(g).as_str() {
+                "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" => "EFI System",
+                "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" => "Microsoft basic data",
+                "0FC63DAF-8483-4772-8E79-3D69D8477DE4" => "Linux filesystem",
+                "B921B045-1DF0-41C3-AF44-4C6F280D3FAE" => "Linux root (ARM-64)",
+                _ => "unknown",
+            },
+        }
+    }
+}
+
+impl fmt::Display for PartitionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mbr(b) => write!(f, "0x{b:02x}"),
+            Self::Gpt(g) => f.write_str(&format_guid(g)),
+        }
+    }
+}
+
+impl Serialize for PartitionType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Formats a GPT GUID stored in its on-disk mixed-endian layout.
+pub fn format_guid(g: &[u8; 16]) -> String {
+    format!(
+        "{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
+        g[3],
+        g[2],
+        g[1],
+        g[0],
+        g[5],
+        g[4],
+        g[7],
+        g[6],
+        g[8],
+        g[9],
+        g[10],
+        g[11],
+        g[12],
+        g[13],
+        g[14],
+        g[15]
+    )
+}
+
+/// One partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    /// 1-based number, as Linux names it (`p1`, `p2`; logical MBR partitions start at 5).
+    pub number: u32,
+    /// First sector (512 bytes).
+    pub start_sector: u64,
+    /// Length in sectors.
+    pub sectors: u64,
+    /// The type recorded in the table.
+    #[serde(rename = "type")]
+    pub ptype: PartitionType,
+    /// MBR boot flag.
+    pub bootable: bool,
+    /// GPT partition name, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The `PARTUUID` Linux shows: `<diskid>-NN` for MBR, the partition GUID for GPT.
+    pub partuuid: String,
+}
+
+impl Partition {
+    /// Byte offset of the partition on the disk.
+    pub fn offset(&self) -> u64 {
+        self.start_sector * SECTOR_SIZE
+    }
+
+    /// Length of the partition in bytes.
+    pub fn len(&self) -> u64 {
+        self.sectors * SECTOR_SIZE
+    }
+
+    /// True for a zero-length partition.
+    pub fn is_empty(&self) -> bool {
+        self.sectors == 0
+    }
+}
+
+/// The disk's identity: the MBR disk signature or the GPT disk GUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskId {
+    /// 32-bit MBR disk signature (offset 440), the `xxxxxxxx` in `PARTUUID=xxxxxxxx-02`.
+    Mbr(u32),
+    /// GPT disk GUID.
+    Gpt([u8; 16]),
+}
+
+impl fmt::Display for DiskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mbr(id) => write!(f, "{id:08x}"),
+            Self::Gpt(g) => f.write_str(&format_guid(g)),
+        }
+    }
+}
+
+impl Serialize for DiskId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A disk's partition table.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionTable {
+    /// MBR or GPT.
+    pub kind: TableKind,
+    /// Disk signature or GUID.
+    pub disk_id: DiskId,
+    /// The partitions, in table order.
+    pub partitions: Vec<Partition>,
+}
+
+/// Offset of the MBR disk signature.
+pub const MBR_DISK_ID_OFFSET: u64 = 440;
+
+impl PartitionTable {
+    /// Reads the partition table of `disk`.
+    pub fn read<S: Storage>(disk: &S) -> Result<Self, PartitionError> {
+        let len = disk.len();
+        if len < SECTOR_SIZE {
+            return Err(PartitionError::TooSmall { len });
+        }
+        let mut sector0 = [0u8; 512];
+        disk.read_at(0, &mut sector0)?;
+        if sector0[510..512] != [0x55, 0xAA] {
+            return Err(PartitionError::NoSignature {
+                found: sector0[510],
+                found2: sector0[511],
+            });
+        }
+        let mut reader = StorageReader { disk, pos: 0 };
+        let mbr = mbrman::MBR::read_from(&mut reader, 512)
+            .map_err(|e| PartitionError::Mbr(e.to_string()))?;
+        let table = if mbr.iter().any(|(_, p)| p.is_used() && p.sys == 0xEE) {
+            Self::read_gpt(&mut reader)?
+        } else {
+            Self::from_mbr(&mbr)
+        };
+        if table.partitions.is_empty() {
+            return Err(PartitionError::Empty);
+        }
+        for p in &table.partitions {
+            let end = p.offset().saturating_add(p.len());
+            if end > len {
+                return Err(PartitionError::PastEnd {
+                    number: p.number,
+                    end,
+                    disk_len: len,
+                });
+            }
+        }
+        Ok(table)
+    }
+
+    fn from_mbr(mbr: &mbrman::MBR) -> Self {
+        let id = u32::from_le_bytes(mbr.header.disk_signature);
+        let partitions = mbr
+            .iter()
+            .filter(|(_, p)| p.is_used() && !p.is_extended())
+            .filter_map(|(i, p)| {
+                let number = u32::try_from(i).ok()?;
+                Some(Partition {
+                    number,
+                    start_sector: u64::from(p.starting_lba),
+                    sectors: u64::from(p.sectors),
+                    ptype: PartitionType::Mbr(p.sys),
+                    bootable: p.is_active(),
+                    name: None,
+                    partuuid: format!("{id:08x}-{number:02}"),
+                })
+            })
+            .collect();
+        Self {
+            kind: TableKind::Mbr,
+            disk_id: DiskId::Mbr(id),
+            partitions,
+        }
+    }
+
+    fn read_gpt<R: Read + Seek>(reader: &mut R) -> Result<Self, PartitionError> {
+        let gpt = gptman::GPT::read_from(reader, SECTOR_SIZE)
+            .map_err(|e| PartitionError::Gpt(e.to_string()))?;
+        let partitions = gpt
+            .iter()
+            .filter(|(_, p)| p.is_used())
+            .map(|(i, p)| Partition {
+                number: i,
+                start_sector: p.starting_lba,
+                sectors: p.ending_lba.saturating_sub(p.starting_lba) + 1,
+                ptype: PartitionType::Gpt(p.partition_type_guid),
+                bootable: false,
+                name: Some(p.partition_name.as_str().to_owned()).filter(|n| !n.is_empty()),
+                partuuid: format_guid(&p.unique_partition_guid).to_lowercase(),
+            })
+            .collect();
+        Ok(Self {
+            kind: TableKind::Gpt,
+            disk_id: DiskId::Gpt(gpt.header.disk_guid),
+            partitions,
+        })
+    }
+
+    /// The partition numbered `number` (1-based).
+    pub fn get(&self, number: u32) -> Option<&Partition> {
+        self.partitions.iter().find(|p| p.number == number)
+    }
+}
+
+/// A `Read + Seek` cursor over a [`Storage`], for the partition-table crates.
+struct StorageReader<'a, S> {
+    disk: &'a S,
+    pos: u64,
+}
+
+impl<S: Storage> Read for StorageReader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.disk.len().saturating_sub(self.pos);
+        let n = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+        if n == 0 {
+            return Ok(0);
+        }
+        self.disk.read_at(self.pos, &mut buf[..n])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: Storage> Seek for StorageReader<'_, S> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(o) => Some(o),
+            SeekFrom::End(d) => self.disk.len().checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::MemStorage;
+
+    fn mbr_disk(entries: &[(u8, u32, u32)], disk_len: usize) -> Vec<u8> {
+        let mut d = vec![0u8; disk_len];
+        d[440..444].copy_from_slice(&0x5e3d_a3c1u32.to_le_bytes());
+        for (i, (sys, start, len)) in entries.iter().enumerate() {
+            let e = 446 + 16 * i;
+            d[e + 4] = *sys;
+            d[e + 8..e + 12].copy_from_slice(&start.to_le_bytes());
+            d[e + 12..e + 16].copy_from_slice(&len.to_le_bytes());
+        }
+        d[510] = 0x55;
+        d[511] = 0xAA;
+        d
+    }
+
+    #[test]
+    fn reads_raspios_style_mbr() {
+        let disk = MemStorage::new(mbr_disk(&[(0x0c, 16, 32), (0x83, 48, 16)], 64 * 512));
+        let t = PartitionTable::read(&disk).unwrap();
+        assert_eq!(t.kind, TableKind::Mbr);
+        assert_eq!(t.disk_id.to_string(), "5e3da3c1");
+        assert_eq!(t.partitions.len(), 2);
+        let p2 = t.get(2).unwrap();
+        assert_eq!(
+            (p2.start_sector, p2.sectors, p2.offset()),
+            (48, 16, 48 * 512)
+        );
+        assert_eq!(p2.partuuid, "5e3da3c1-02");
+        assert_eq!(p2.ptype.name(), "Linux");
+        assert_eq!(t.get(1).unwrap().ptype.to_string(), "0x0c");
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("tiny", vec![0; 100], "not a disk image"),
+            ("no signature", vec![0; 4096], "no partition table"),
+            ("empty", mbr_disk(&[], 4096), "no partitions"),
+            (
+                "past end",
+                mbr_disk(&[(0x83, 2, 100)], 4096),
+                "partition 1 ends at byte 52224 but the image is only 4096 bytes",
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            let err = PartitionTable::read(&MemStorage::new(bytes)).unwrap_err();
+            assert!(err.to_string().contains(want), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn guid_formatting_is_mixed_endian() {
+        // EFI System partition type as stored on disk.
+        let g = [
+            0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11, 0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E,
+            0xC9, 0x3B,
+        ];
+        assert_eq!(format_guid(&g), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+        assert_eq!(PartitionType::Gpt(g).name(), "EFI System");
+    }
+}

@@ -1,0 +1,14 @@
+//! ext4 (the root partition).
+//!
+//! Spec: the kernel's "ext4 Data Structures and Algorithms"
+//! (<https://docs.kernel.org/filesystems/ext4/>). Our own code decodes the superblock (features,
+//! state, free space) so that piimage can name what it refuses; file contents are read through
+//! `ext4-view`, an independent reader that verifies checksums and replays the journal in memory.
+
+pub mod features;
+pub mod read;
+pub mod superblock;
+
+pub use features::{FeatureSet, UnknownFeatures};
+pub use read::Ext4Reader;
+pub use superblock::{Ext4Error, Superblock};

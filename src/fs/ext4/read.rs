@@ -1,0 +1,103 @@
+//! Reading an ext4 partition window: our superblock decoder plus `ext4-view` for files.
+
+use std::sync::Arc;
+
+use ext4_view::Ext4;
+
+use super::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
+use crate::disk::{Storage, Window};
+
+/// A read-only ext4 filesystem inside a partition window.
+pub struct Ext4Reader {
+    sb: Superblock,
+    fs: Ext4,
+}
+
+impl std::fmt::Debug for Ext4Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ext4Reader")
+            .field("sb", &self.sb)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads and decodes the superblock of the filesystem in `window`.
+pub fn read_superblock<S: Storage>(window: &Window<S>) -> Result<Superblock, Ext4Error> {
+    let mut b = [0u8; SUPERBLOCK_SIZE];
+    window.read_at(SUPERBLOCK_OFFSET, &mut b)?;
+    Superblock::from_bytes(&b)
+}
+
+fn reader_err(path: &str, e: impl std::fmt::Display) -> Ext4Error {
+    Ext4Error::Reader {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+impl Ext4Reader {
+    /// Opens the filesystem in `window` (checks the superblock, loads the journal in memory).
+    pub fn open<S: Storage + 'static>(window: Window<Arc<S>>) -> Result<Self, Ext4Error>
+    where
+        Arc<S>: Storage,
+    {
+        let sb = read_superblock(&window)?;
+        let fs = Ext4::load(Box::new(window)).map_err(|e| reader_err("/", e))?;
+        Ok(Self { sb, fs })
+    }
+
+    /// The decoded superblock.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// Reads a whole file; `Ok(None)` when it does not exist. Symlinks are followed inside the
+    /// filesystem (absolute targets from its own root, never the host's).
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, Ext4Error> {
+        match self.fs.read(path) {
+            Ok(d) => Ok(Some(d)),
+            Err(ext4_view::Ext4Error::NotFound) => Ok(None),
+            Err(e) => Err(reader_err(path, e)),
+        }
+    }
+
+    /// Reads a file as UTF-8 text (lossily); `Ok(None)` when it does not exist.
+    pub fn read_text(&self, path: &str) -> Result<Option<String>, Ext4Error> {
+        Ok(self
+            .read(path)?
+            .map(|d| String::from_utf8_lossy(&d).into_owned()))
+    }
+
+    /// True when `path` exists (after following symlinks).
+    pub fn exists(&self, path: &str) -> Result<bool, Ext4Error> {
+        self.fs.exists(path).map_err(|e| reader_err(path, e))
+    }
+
+    /// The target of the symlink at `path`, or `None` if it is not a symlink or is missing.
+    pub fn read_link(&self, path: &str) -> Result<Option<String>, Ext4Error> {
+        match self.fs.read_link(path) {
+            Ok(t) => Ok(Some(t.display().to_string())),
+            Err(ext4_view::Ext4Error::NotFound | ext4_view::Ext4Error::NotASymlink) => Ok(None),
+            Err(e) => Err(reader_err(path, e)),
+        }
+    }
+
+    /// Names in the directory at `path` (without `.` and `..`); empty when it does not exist.
+    pub fn list(&self, path: &str) -> Result<Vec<String>, Ext4Error> {
+        let it = match self.fs.read_dir(path) {
+            Ok(it) => it,
+            Err(ext4_view::Ext4Error::NotFound) => return Ok(Vec::new()),
+            Err(e) => return Err(reader_err(path, e)),
+        };
+        let mut names = Vec::new();
+        for entry in it {
+            let entry = entry.map_err(|e| reader_err(path, e))?;
+            let name = entry.file_name().display().to_string();
+            if name != "." && name != ".." {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}

@@ -1,0 +1,308 @@
+//! The ext4 superblock: 1024 bytes at byte 1024 of the filesystem.
+//!
+//! Decoding only; layout from the kernel's `super.html`. The checksum (crc32c over bytes
+//! `0..0x3FC`, stored at `0x3FC`) is verified when `metadata_csum` is set.
+
+use serde::Serialize;
+
+use super::features::{self, FeatureSet};
+
+/// Byte offset of the superblock inside the filesystem.
+pub const SUPERBLOCK_OFFSET: u64 = 1024;
+/// Size of the superblock.
+pub const SUPERBLOCK_SIZE: usize = 1024;
+/// `s_magic`.
+pub const EXT4_MAGIC: u16 = 0xEF53;
+
+/// Errors decoding or reading an ext4 filesystem.
+#[derive(Debug, thiserror::Error)]
+pub enum Ext4Error {
+    /// No ext2/3/4 magic number.
+    #[error("not an ext4 filesystem: no superblock magic EF53 at byte 1080 (found {found:04x})")]
+    BadMagic {
+        /// What was found.
+        found: u16,
+    },
+    /// The superblock checksum does not match.
+    #[error("corrupt ext4 superblock: checksum {stored:08x} stored, {computed:08x} computed")]
+    BadChecksum {
+        /// The stored checksum.
+        stored: u32,
+        /// The computed checksum.
+        computed: u32,
+    },
+    /// A field is out of range.
+    #[error("corrupt ext4 superblock: {0}")]
+    Corrupt(String),
+    /// Reading failed.
+    #[error("reading the ext4 filesystem: {0}")]
+    Io(#[from] std::io::Error),
+    /// The ext4 reader library refused or failed.
+    #[error("ext4: {path}: {detail}")]
+    Reader {
+        /// Path inside the filesystem.
+        path: String,
+        /// What the reader said.
+        detail: String,
+    },
+}
+
+/// `s_state` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FsState(pub u16);
+
+impl FsState {
+    /// Cleanly unmounted.
+    pub fn is_valid(self) -> bool {
+        self.0 & 0x1 != 0
+    }
+    /// Errors were detected.
+    pub fn has_errors(self) -> bool {
+        self.0 & 0x2 != 0
+    }
+    /// Orphans are being recovered.
+    pub fn orphans_recovering(self) -> bool {
+        self.0 & 0x4 != 0
+    }
+}
+
+/// The decoded superblock fields piimage uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superblock {
+    /// Total inodes.
+    pub inodes_count: u32,
+    /// Total blocks (64-bit when the `64bit` feature is set).
+    pub blocks_count: u64,
+    /// Blocks reserved for root.
+    pub reserved_blocks_count: u64,
+    /// Free blocks.
+    pub free_blocks_count: u64,
+    /// Free inodes.
+    pub free_inodes_count: u32,
+    /// First data block (1 for 1 KiB blocks, else 0).
+    pub first_data_block: u32,
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Blocks per group.
+    pub blocks_per_group: u32,
+    /// Inodes per group.
+    pub inodes_per_group: u32,
+    /// Mount count since the last check.
+    pub mount_count: u16,
+    /// `s_state`.
+    pub state: FsState,
+    /// Revision level (1 = dynamic).
+    pub rev_level: u32,
+    /// Inode size in bytes.
+    pub inode_size: u16,
+    /// Feature words.
+    pub features: FeatureSet,
+    /// Filesystem UUID.
+    pub uuid: [u8; 16],
+    /// Volume label.
+    pub label: String,
+    /// Where it was last mounted.
+    pub last_mounted: String,
+    /// Journal inode (0 without a journal).
+    pub journal_inum: u32,
+    /// Head of the orphan inode list (0 when empty).
+    pub last_orphan: u32,
+    /// Group descriptor size (32, or 64 with `64bit`).
+    pub desc_size: u16,
+    /// Default hash version for htree directories.
+    pub def_hash_version: u8,
+    /// `s_checksum_seed` (meaningful with `metadata_csum_seed`).
+    pub checksum_seed: u32,
+    /// Orphan file inode (`orphan_file`).
+    pub orphan_file_inum: u32,
+    /// `s_mkfs_time`.
+    pub mkfs_time: u32,
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// ext4's crc32c convention: the raw (not inverted) CRC state continued from `seed`.
+pub fn ext4_crc32c(seed: u32, data: &[u8]) -> u32 {
+    !crc32c::crc32c_append(!seed, data)
+}
+
+impl Superblock {
+    /// Decodes the 1024-byte superblock.
+    pub fn from_bytes(b: &[u8; SUPERBLOCK_SIZE]) -> Result<Self, Ext4Error> {
+        let magic = le16(b, 0x38);
+        if magic != EXT4_MAGIC {
+            return Err(Ext4Error::BadMagic { found: magic });
+        }
+        let features = FeatureSet {
+            compat: le32(b, 0x5C),
+            incompat: le32(b, 0x60),
+            ro_compat: le32(b, 0x64),
+        };
+        if features.ro_compat & features::RO_COMPAT_METADATA_CSUM != 0 {
+            let stored = le32(b, 0x3FC);
+            let computed = ext4_crc32c(!0, &b[..0x3FC]);
+            if stored != computed {
+                return Err(Ext4Error::BadChecksum { stored, computed });
+            }
+        }
+        let log = le32(b, 0x18);
+        if log > 6 {
+            return Err(Ext4Error::Corrupt(format!(
+                "block size 2^(10+{log}) is invalid"
+            )));
+        }
+        let block_size = 1024u32 << log;
+        let is64 = features.incompat & features::INCOMPAT_64BIT != 0;
+        let wide = |lo: usize, hi: usize| {
+            let hi = if is64 { u64::from(le32(b, hi)) } else { 0 };
+            hi << 32 | u64::from(le32(b, lo))
+        };
+        let sb = Self {
+            inodes_count: le32(b, 0x0),
+            blocks_count: wide(0x4, 0x150),
+            reserved_blocks_count: wide(0x8, 0x154),
+            free_blocks_count: wide(0xC, 0x158),
+            free_inodes_count: le32(b, 0x10),
+            first_data_block: le32(b, 0x14),
+            block_size,
+            blocks_per_group: le32(b, 0x20),
+            inodes_per_group: le32(b, 0x28),
+            mount_count: le16(b, 0x34),
+            state: FsState(le16(b, 0x3A)),
+            rev_level: le32(b, 0x4C),
+            inode_size: if le32(b, 0x4C) == 0 {
+                128
+            } else {
+                le16(b, 0x58)
+            },
+            features,
+            uuid: b[0x68..0x78].try_into().unwrap_or([0; 16]),
+            label: cstr(&b[0x78..0x88]),
+            last_mounted: cstr(&b[0x88..0xC8]),
+            journal_inum: le32(b, 0xE0),
+            last_orphan: le32(b, 0xE8),
+            desc_size: if is64 { le16(b, 0xFE) } else { 32 },
+            def_hash_version: b[0xFC],
+            checksum_seed: le32(b, 0x270),
+            orphan_file_inum: le32(b, 0x280),
+            mkfs_time: le32(b, 0x108),
+        };
+        if sb.blocks_per_group == 0 || sb.inodes_per_group == 0 {
+            return Err(Ext4Error::Corrupt("zero blocks or inodes per group".into()));
+        }
+        if sb.free_blocks_count > sb.blocks_count {
+            return Err(Ext4Error::Corrupt(format!(
+                "{} free blocks of {}",
+                sb.free_blocks_count, sb.blocks_count
+            )));
+        }
+        Ok(sb)
+    }
+
+    /// Size of the filesystem in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.blocks_count * u64::from(self.block_size)
+    }
+
+    /// Free space in bytes (including blocks reserved for root).
+    pub fn free_bytes(&self) -> u64 {
+        self.free_blocks_count * u64::from(self.block_size)
+    }
+
+    /// True when the journal holds transactions that must be replayed (`needs_recovery`).
+    pub fn needs_recovery(&self) -> bool {
+        self.features.incompat & features::INCOMPAT_RECOVER != 0
+    }
+
+    /// True when orphan inodes are pending (old list or orphan file).
+    pub fn has_orphans(&self) -> bool {
+        self.last_orphan != 0 || self.features.ro_compat & features::RO_COMPAT_ORPHAN_PRESENT != 0
+    }
+
+    /// The UUID in its usual text form.
+    pub fn uuid_string(&self) -> String {
+        let u = &self.uuid;
+        format!(
+            "{}-{}-{}-{}-{}",
+            hex::encode(&u[0..4]),
+            hex::encode(&u[4..6]),
+            hex::encode(&u[6..8]),
+            hex::encode(&u[8..10]),
+            hex::encode(&u[10..16])
+        )
+    }
+}
+
+/// True when `sb` (the 1024 bytes at offset 1024) carries the ext2/3/4 magic.
+pub fn looks_like_ext4(sb: &[u8]) -> bool {
+    sb.len() >= 0x3A && le16(sb, 0x38) == EXT4_MAGIC
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> [u8; SUPERBLOCK_SIZE] {
+        let mut b = [0u8; SUPERBLOCK_SIZE];
+        b[0x0..0x4].copy_from_slice(&8192u32.to_le_bytes());
+        b[0x4..0x8].copy_from_slice(&32768u32.to_le_bytes());
+        b[0xC..0x10].copy_from_slice(&20000u32.to_le_bytes());
+        b[0x18..0x1C].copy_from_slice(&2u32.to_le_bytes());
+        b[0x20..0x24].copy_from_slice(&32768u32.to_le_bytes());
+        b[0x28..0x2C].copy_from_slice(&8192u32.to_le_bytes());
+        b[0x38..0x3A].copy_from_slice(&EXT4_MAGIC.to_le_bytes());
+        b[0x3A..0x3C].copy_from_slice(&1u16.to_le_bytes());
+        b[0x4C..0x50].copy_from_slice(&1u32.to_le_bytes());
+        b[0x58..0x5A].copy_from_slice(&256u16.to_le_bytes());
+        b[0x60..0x64].copy_from_slice(&0x2c2u32.to_le_bytes());
+        b[0x64..0x68].copy_from_slice(&0x400u32.to_le_bytes());
+        b[0x78..0x7E].copy_from_slice(b"rootfs");
+        let c = ext4_crc32c(!0, &b[..0x3FC]);
+        b[0x3FC..].copy_from_slice(&c.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn decodes_and_verifies() {
+        let sb = Superblock::from_bytes(&sample()).unwrap();
+        assert_eq!(sb.block_size, 4096);
+        assert_eq!(sb.label, "rootfs");
+        assert_eq!(sb.free_bytes(), 20000 * 4096);
+        assert!(sb.state.is_valid());
+        assert!(!sb.needs_recovery());
+        assert_eq!(sb.desc_size, 32);
+    }
+
+    #[test]
+    fn refuses_corruption() {
+        let mut b = sample();
+        b[0x78] = b'X';
+        assert!(matches!(
+            Superblock::from_bytes(&b),
+            Err(Ext4Error::BadChecksum { .. })
+        ));
+        let mut b = sample();
+        b[0x38] = 0;
+        assert!(matches!(
+            Superblock::from_bytes(&b),
+            Err(Ext4Error::BadMagic { .. })
+        ));
+    }
+
+    #[test]
+    fn crc32c_matches_known_value() {
+        // crc32c("123456789") = 0xE3069283 (the standard check value).
+        assert_eq!(!ext4_crc32c(!0, b"123456789"), 0xE306_9283);
+    }
+}

@@ -1,0 +1,4 @@
+//! Filesystems inside partition windows: FAT (boot) and ext4 (root).
+
+pub mod ext4;
+pub mod fat;

@@ -1,0 +1,473 @@
+//! `piimage inspect`: what an image is, read without root.
+//!
+//! The report is built from the partition table, the FAT boot partition and the ext4 root
+//! partition. Its JSON form is stable and documented in `docs/inspect-json.md`; bump
+//! [`SCHEMA_VERSION`] on any incompatible change.
+
+pub mod accounts;
+pub mod firstboot;
+pub mod os;
+mod render;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::disk::partition::{DiskId, PartitionType};
+use crate::disk::{FileStorage, PartitionError, PartitionTable, Storage, TableKind, Window};
+use crate::fs::ext4::superblock::{SUPERBLOCK_OFFSET, looks_like_ext4};
+use crate::fs::ext4::{Ext4Error, Ext4Reader};
+use crate::fs::fat::boot_sector::looks_like_fat;
+use crate::fs::fat::{FatError, FatReader};
+pub use accounts::User;
+pub use firstboot::{FirstBoot, Mechanism};
+pub use os::{OsFamily, OsInfo};
+
+/// Version of the JSON report layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Errors while inspecting an image. Each names the partition it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The image could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The partition table is missing or invalid.
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+    /// The FAT partition is unreadable.
+    #[error("partition {partition} (FAT): {source}")]
+    Fat {
+        /// Partition number.
+        partition: u32,
+        /// Why.
+        source: FatError,
+    },
+    /// The ext4 partition is unreadable.
+    #[error("partition {partition} (ext4): {source}")]
+    Ext4 {
+        /// Partition number.
+        partition: u32,
+        /// Why.
+        source: Ext4Error,
+    },
+    /// Reading a partition failed.
+    #[error("partition {partition}: {source}")]
+    Io {
+        /// Partition number.
+        partition: u32,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Which filesystem a partition holds, by its magic numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Filesystem {
+    /// FAT12/16/32.
+    Vfat,
+    /// ext2/3/4.
+    Ext4,
+}
+
+/// Where the image came from and what it is on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    /// The path or URL the user gave.
+    pub origin: String,
+    /// `raw`, `xz`, `gzip` or `zstd`.
+    pub compression: String,
+    /// The raw (decompressed) image inspected.
+    pub raw_path: String,
+    /// Size of the raw image in bytes.
+    pub size: u64,
+}
+
+/// One partition in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionInfo {
+    /// 1-based number.
+    pub number: u32,
+    /// First sector.
+    pub start_sector: u64,
+    /// Length in sectors.
+    pub sectors: u64,
+    /// Byte offset.
+    pub offset: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// Type code (`0x0c`) or GUID.
+    #[serde(rename = "type")]
+    pub ptype: PartitionType,
+    /// Human name of the type.
+    pub type_name: String,
+    /// MBR boot flag.
+    pub bootable: bool,
+    /// `PARTUUID` as Linux shows it.
+    pub partuuid: String,
+    /// Detected filesystem, if any.
+    pub filesystem: Option<Filesystem>,
+    /// Filesystem label, if any.
+    pub label: Option<String>,
+}
+
+/// The partition table in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableInfo {
+    /// `mbr` or `gpt`.
+    pub kind: TableKind,
+    /// Disk signature (8 hex digits) or GUID.
+    pub disk_id: DiskId,
+    /// Partitions in table order.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// One `[section]` of `config.txt` with its active lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigSection {
+    /// Section filter without brackets (`all`, `pi4`, `cm4`); empty before the first header.
+    pub name: String,
+    /// Non-empty, non-comment lines, trimmed.
+    pub lines: Vec<String>,
+}
+
+/// The FAT boot partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootInfo {
+    /// Partition number.
+    pub partition: u32,
+    /// Volume label.
+    pub label: String,
+    /// `FAT12`, `FAT16` or `FAT32`.
+    pub fat_type: String,
+    /// Cluster size in bytes.
+    pub cluster_size: u32,
+    /// Volume serial number, 8 hex digits.
+    pub volume_id: String,
+    /// `config.txt` by section, if present.
+    pub config_txt: Option<Vec<ConfigSection>>,
+    /// `cmdline.txt` tokens, if present.
+    pub cmdline: Option<Vec<String>>,
+    /// Names in the root directory.
+    pub files: Vec<String>,
+}
+
+/// The ext4 root partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootInfo {
+    /// Partition number.
+    pub partition: u32,
+    /// Volume label.
+    pub label: String,
+    /// Filesystem UUID.
+    pub uuid: String,
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Inode size in bytes.
+    pub inode_size: u16,
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub free_blocks: u64,
+    /// Free bytes.
+    pub free_bytes: u64,
+    /// Free inodes.
+    pub free_inodes: u32,
+    /// Feature names as `dumpe2fs` prints them.
+    pub features: Vec<String>,
+    /// `clean`, `not-clean` or `errors`.
+    pub state: String,
+    /// `clean`, `needs-recovery` or `none`.
+    pub journal: String,
+    /// Orphan inodes pending.
+    pub orphans: bool,
+}
+
+/// Everything `piimage inspect` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The image file.
+    pub image: ImageInfo,
+    /// The partition table.
+    pub partition_table: TableInfo,
+    /// The boot partition (first FAT partition), if any.
+    pub boot: Option<BootInfo>,
+    /// The root partition (first ext4 partition), if any.
+    pub root: Option<RootInfo>,
+    /// The OS, from `/etc/os-release`.
+    pub os: Option<OsInfo>,
+    /// `/etc/hostname`.
+    pub hostname: Option<String>,
+    /// Regular users (uid 1000..=59999).
+    pub users: Vec<User>,
+    /// The first-boot mechanism.
+    pub first_boot: Option<FirstBoot>,
+}
+
+impl Report {
+    /// The human-readable table.
+    pub fn to_text(&self) -> String {
+        render::text(self)
+    }
+}
+
+/// Splits `config.txt` into sections of active lines.
+pub fn parse_config_txt(text: &str) -> Vec<ConfigSection> {
+    let mut out = vec![ConfigSection {
+        name: String::new(),
+        lines: Vec::new(),
+    }];
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            out.push(ConfigSection {
+                name: name.to_owned(),
+                lines: Vec::new(),
+            });
+        } else if let Some(last) = out.last_mut() {
+            last.lines.push(line.to_owned());
+        }
+    }
+    if out[0].lines.is_empty() {
+        out.remove(0);
+    }
+    out
+}
+
+fn probe(
+    disk: &FileStorage,
+    p: &crate::disk::Partition,
+) -> Result<Option<Filesystem>, InspectError> {
+    let io = |source| InspectError::Io {
+        partition: p.number,
+        source,
+    };
+    if p.len() < 2048 {
+        return Ok(None);
+    }
+    let mut b = [0u8; 512];
+    disk.read_at(p.offset(), &mut b).map_err(io)?;
+    if looks_like_fat(&b) {
+        return Ok(Some(Filesystem::Vfat));
+    }
+    let mut sb = [0u8; 1024];
+    disk.read_at(p.offset() + SUPERBLOCK_OFFSET, &mut sb)
+        .map_err(io)?;
+    Ok(looks_like_ext4(&sb).then_some(Filesystem::Ext4))
+}
+
+struct ExtProbe<'a>(&'a Ext4Reader);
+
+impl firstboot::RootProbe for ExtProbe<'_> {
+    fn exists(&self, path: &str) -> bool {
+        self.0.exists(path).unwrap_or(false)
+    }
+    fn read_text(&self, path: &str) -> Option<String> {
+        self.0.read_text(path).ok().flatten()
+    }
+    fn list(&self, path: &str) -> Vec<String> {
+        self.0.list(path).unwrap_or_default()
+    }
+}
+
+/// Inspects the raw image at `path`. The file is opened read-only.
+pub fn inspect(path: &Path) -> Result<Report, InspectError> {
+    let disk =
+        Arc::new(
+            FileStorage::open_read_only(path).map_err(|source| InspectError::Open {
+                path: path.to_owned(),
+                source,
+            })?,
+        );
+    let table = PartitionTable::read(&*disk)?;
+    let mut parts = Vec::new();
+    let mut boot = None;
+    let mut root = None;
+    let mut fat = None;
+    let mut ext = None;
+    for p in &table.partitions {
+        let fs = probe(&disk, p)?;
+        let window = Window::new(Arc::clone(&disk), p.offset(), p.len()).map_err(|source| {
+            InspectError::Io {
+                partition: p.number,
+                source,
+            }
+        })?;
+        let mut label = None;
+        match fs {
+            Some(Filesystem::Vfat) => {
+                let err = |source| InspectError::Fat {
+                    partition: p.number,
+                    source,
+                };
+                let reader = FatReader::open(window).map_err(err)?;
+                label = Some(reader.boot_sector().label.clone());
+                if fat.is_none() {
+                    fat = Some((p.number, reader));
+                }
+            }
+            Some(Filesystem::Ext4) => {
+                let reader = Ext4Reader::open(window).map_err(|source| InspectError::Ext4 {
+                    partition: p.number,
+                    source,
+                })?;
+                label = Some(reader.superblock().label.clone());
+                if ext.is_none() {
+                    ext = Some((p.number, reader));
+                }
+            }
+            None => {}
+        }
+        parts.push(PartitionInfo {
+            number: p.number,
+            start_sector: p.start_sector,
+            sectors: p.sectors,
+            offset: p.offset(),
+            size: p.len(),
+            ptype: p.ptype,
+            type_name: p.ptype.name().to_owned(),
+            bootable: p.bootable,
+            partuuid: p.partuuid.clone(),
+            filesystem: fs,
+            label: label.filter(|l| !l.is_empty()),
+        });
+    }
+
+    let mut cmdline_tokens = Vec::new();
+    let mut boot_files = Vec::new();
+    if let Some((number, reader)) = &fat {
+        let err = |source| InspectError::Fat {
+            partition: *number,
+            source,
+        };
+        let text = |name: &str| -> Result<Option<String>, InspectError> {
+            Ok(reader
+                .read(name)
+                .map_err(err)?
+                .map(|d| String::from_utf8_lossy(&d).into_owned()))
+        };
+        let cmdline = text("cmdline.txt")?
+            .map(|t| t.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+        cmdline_tokens = cmdline.clone().unwrap_or_default();
+        boot_files = reader.root_names().map_err(err)?;
+        let bs = reader.boot_sector();
+        boot = Some(BootInfo {
+            partition: *number,
+            label: bs.label.clone(),
+            fat_type: bs.fat_type.to_string(),
+            cluster_size: bs.cluster_size(),
+            volume_id: format!("{:08x}", bs.volume_id),
+            config_txt: text("config.txt")?.map(|t| parse_config_txt(&t)),
+            cmdline,
+            files: boot_files.clone(),
+        });
+    }
+
+    let (mut os, mut hostname, mut users, mut first_boot) = (None, None, Vec::new(), None);
+    if let Some((number, reader)) = &ext {
+        let err = |source| InspectError::Ext4 {
+            partition: *number,
+            source,
+        };
+        let sb = reader.superblock();
+        root = Some(RootInfo {
+            partition: *number,
+            label: sb.label.clone(),
+            uuid: sb.uuid_string(),
+            block_size: sb.block_size,
+            inode_size: sb.inode_size,
+            blocks: sb.blocks_count,
+            free_blocks: sb.free_blocks_count,
+            free_bytes: sb.free_bytes(),
+            free_inodes: sb.free_inodes_count,
+            features: sb.features.names(),
+            state: if sb.state.has_errors() {
+                "errors"
+            } else if sb.state.is_valid() {
+                "clean"
+            } else {
+                "not-clean"
+            }
+            .to_owned(),
+            journal: if sb.journal_inum == 0 {
+                "none"
+            } else if sb.needs_recovery() {
+                "needs-recovery"
+            } else {
+                "clean"
+            }
+            .to_owned(),
+            orphans: sb.has_orphans(),
+        });
+        let text = |p: &str| reader.read_text(p).map_err(err);
+        if let Some(release) = match text("/etc/os-release")? {
+            Some(t) => Some(t),
+            None => text("/usr/lib/os-release")?,
+        } {
+            os = Some(OsInfo::from_files(
+                &release,
+                text("/etc/rpi-issue")?.as_deref(),
+            ));
+        }
+        hostname = text("/etc/hostname")?
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty());
+        if let Some(passwd) = text("/etc/passwd")? {
+            users = accounts::regular_users(&passwd, &text("/etc/group")?.unwrap_or_default());
+        }
+        first_boot = Some(firstboot::detect(
+            os.as_ref().map(|o| o.family),
+            &cmdline_tokens,
+            &boot_files,
+            &ExtProbe(reader),
+        ));
+    }
+
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        image: ImageInfo {
+            origin: path.display().to_string(),
+            compression: "raw".to_owned(),
+            raw_path: path.display().to_string(),
+            size: disk.len(),
+        },
+        partition_table: TableInfo {
+            kind: table.kind,
+            disk_id: table.disk_id,
+            partitions: parts,
+        },
+        boot,
+        root,
+        os,
+        hostname,
+        users,
+        first_boot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_txt_sections() {
+        let t = "# comment\ndtparam=audio=on\n\n[pi4]\narm_boost=1\n[all]\n# x\ndtoverlay=vc4-kms-v3d\n";
+        let s = parse_config_txt(t);
+        let names: Vec<&str> = s.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["", "pi4", "all"]);
+        assert_eq!(s[0].lines, ["dtparam=audio=on"]);
+        assert_eq!(s[2].lines, ["dtoverlay=vc4-kms-v3d"]);
+        assert!(parse_config_txt("[all]\n").iter().all(|c| c.name == "all"));
+    }
+}

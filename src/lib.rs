@@ -1,0 +1,23 @@
+//! piimage: build customised Raspberry Pi cluster node images from official images, without root.
+//!
+//! Data flows one way (see `../shared/docs/house-style.md`):
+//!
+//! ```text
+//! cli -> recipe -> plan -> pipeline -> disk (source, partition table, windows)
+//!                                      fs::fat, fs::ext4, output, io
+//! ```
+//!
+//! Lower layers never import higher ones. `inspect` is a read-only report built from `disk` and `fs`.
+#![forbid(unsafe_code)]
+#![warn(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    missing_debug_implementations
+)]
+
+pub mod disk;
+pub mod fs;
+pub mod inspect;
+pub mod io;
+pub mod progress;

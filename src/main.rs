@@ -1,0 +1,44 @@
+//! The `piimage` binary: parse, dispatch one handler per subcommand, print the error chain once.
+
+mod cli;
+
+use clap::Parser;
+
+use cli::{Cli, Command, EXIT_FAILURE, EXIT_NOT_IMPLEMENTED};
+
+fn main() {
+    let args = Cli::parse();
+    let result = match &args.command {
+        Command::Inspect(a) => cli::inspect::run(a, &args.global),
+        Command::Build(_) | Command::Plan(_) | Command::Validate(_) => {
+            let name = match &args.command {
+                Command::Build(_) => "build",
+                Command::Plan(_) => "plan",
+                _ => "validate",
+            };
+            eprintln!("error: `piimage {name}` is not implemented yet");
+            std::process::exit(EXIT_NOT_IMPLEMENTED);
+        }
+    };
+    if let Err(err) = result {
+        eprintln!("error: {}", error_chain(&err));
+        std::process::exit(EXIT_FAILURE);
+    }
+}
+
+/// The error and its causes as one line, `outer: cause: root cause`, skipping causes whose text
+/// the outer message already includes (errors that print their source inline).
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}

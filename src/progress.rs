@@ -1,0 +1,24 @@
+//! Progress reporting from library code.
+//!
+//! Library code never prints. Long operations (downloads, decompression, image writes) report
+//! through [`Progress`]; the CLI implements it with indicatif bars, tests use [`NoProgress`].
+
+/// Receives progress of one long operation at a time.
+pub trait Progress: Send + Sync {
+    /// A new phase starts. `total` is in bytes when known.
+    fn start(&self, what: &str, total: Option<u64>);
+    /// `n` more bytes of the current phase are done.
+    fn advance(&self, n: u64);
+    /// The current phase is over (successfully or not).
+    fn finish(&self);
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _what: &str, _total: Option<u64>) {}
+    fn advance(&self, _n: u64) {}
+    fn finish(&self) {}
+}
