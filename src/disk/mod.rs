@@ -1,10 +1,12 @@
 //! Disk images: where a base image comes from, its partition table, and bounded partition windows.
 
+pub mod cow;
 pub mod partition;
 pub mod source;
 pub mod storage;
 pub mod window;
 
+pub use cow::CowDisk;
 pub use partition::{Partition, PartitionError, PartitionTable, TableKind};
 pub use storage::{FileStorage, MemStorage, Storage};
 pub use window::Window;

@@ -5,6 +5,8 @@
 
 pub mod boot_sector;
 pub mod read;
+pub mod write;
 
 pub use boot_sector::{BootSector, FatError, FatType};
 pub use read::FatReader;
+pub use write::FatWriter;
