@@ -20,4 +20,5 @@ pub mod disk;
 pub mod fs;
 pub mod inspect;
 pub mod io;
+pub mod ops;
 pub mod progress;
