@@ -150,7 +150,7 @@ fn write(r: &Report, o: &mut String) -> std::fmt::Result {
         }
         match &b.config_txt {
             Some(sections) => {
-                for (i, s) in sections.iter().enumerate() {
+                for (i, s) in sections.iter().filter(|s| !s.lines.is_empty()).enumerate() {
                     let head = if i == 0 { "config.txt" } else { "" };
                     let name = if s.name.is_empty() {
                         String::new()
