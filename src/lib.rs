@@ -21,4 +21,5 @@ pub mod fs;
 pub mod inspect;
 pub mod io;
 pub mod ops;
+pub mod pipeline;
 pub mod progress;

@@ -3,3 +3,6 @@
 pub mod ext4;
 pub mod fat;
 pub mod path;
+pub mod probe;
+
+pub use probe::{Filesystem, probe};

@@ -16,9 +16,7 @@ use serde::Serialize;
 
 use crate::disk::partition::{DiskId, PartitionType};
 use crate::disk::{FileStorage, PartitionError, PartitionTable, Storage, TableKind, Window};
-use crate::fs::ext4::superblock::{SUPERBLOCK_OFFSET, looks_like_ext4};
 use crate::fs::ext4::{Ext4Error, Ext4Reader};
-use crate::fs::fat::boot_sector::looks_like_fat;
 use crate::fs::fat::{FatError, FatReader};
 pub use accounts::User;
 pub use firstboot::{FirstBoot, Mechanism};
@@ -67,15 +65,7 @@ pub enum InspectError {
     },
 }
 
-/// Which filesystem a partition holds, by its magic numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Filesystem {
-    /// FAT12/16/32.
-    Vfat,
-    /// ext2/3/4.
-    Ext4,
-}
+pub use crate::fs::Filesystem;
 
 /// Where the image came from and what it is on the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -245,28 +235,6 @@ pub fn parse_config_txt(text: &str) -> Vec<ConfigSection> {
     out
 }
 
-fn probe(
-    disk: &FileStorage,
-    p: &crate::disk::Partition,
-) -> Result<Option<Filesystem>, InspectError> {
-    let io = |source| InspectError::Io {
-        partition: p.number,
-        source,
-    };
-    if p.len() < 2048 {
-        return Ok(None);
-    }
-    let mut b = [0u8; 512];
-    disk.read_at(p.offset(), &mut b).map_err(io)?;
-    if looks_like_fat(&b) {
-        return Ok(Some(Filesystem::Vfat));
-    }
-    let mut sb = [0u8; 1024];
-    disk.read_at(p.offset() + SUPERBLOCK_OFFSET, &mut sb)
-        .map_err(io)?;
-    Ok(looks_like_ext4(&sb).then_some(Filesystem::Ext4))
-}
-
 struct ExtProbe<'a>(&'a Ext4Reader);
 
 impl firstboot::RootProbe for ExtProbe<'_> {
@@ -297,7 +265,10 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
     let mut fat = None;
     let mut ext = None;
     for p in &table.partitions {
-        let fs = probe(&disk, p)?;
+        let fs = crate::fs::probe(&*disk, p).map_err(|source| InspectError::Io {
+            partition: p.number,
+            source,
+        })?;
         let window = Window::new(Arc::clone(&disk), p.offset(), p.len()).map_err(|source| {
             InspectError::Io {
                 partition: p.number,

@@ -6,8 +6,12 @@
 //! `ext4-view`, an independent reader that verifies checksums and replays the journal in memory.
 
 pub mod features;
+pub mod gate;
+pub mod journal;
 pub mod read;
+pub mod rootfs;
 pub mod superblock;
+pub mod write;
 
 pub use features::{FeatureSet, UnknownFeatures};
 pub use read::Ext4Reader;

@@ -192,7 +192,7 @@ impl Superblock {
             last_mounted: cstr(&b[0x88..0xC8]),
             journal_inum: le32(b, 0xE0),
             last_orphan: le32(b, 0xE8),
-            desc_size: if is64 { le16(b, 0xFE) } else { 32 },
+            desc_size: if is64 { le16(b, 0xFE).max(32) } else { 32 },
             def_hash_version: b[0xFC],
             checksum_seed: le32(b, 0x270),
             orphan_file_inum: le32(b, 0x280),

@@ -1,0 +1,267 @@
+//! Applying one node's [`FileOp`]s to its root (ext4) and boot (FAT) filesystems.
+//!
+//! Paths are resolved inside the image ([`crate::fs::path`]): intermediate symlinks are always
+//! followed; the final component is followed for content operations (write, append, edit: like
+//! a shell redirection) and not for operations on the entry itself (symlink, remove, chown).
+//! Applying stops at the first failing operation; the caller discards the node's overlay, so a
+//! node's operations take effect all together or not at all.
+
+use std::io::{Read, Seek, Write};
+
+use crate::fs::ext4::rootfs::{FileKind, MetaChange, Owner as FsOwner, RootFs, RootFsError};
+use crate::fs::fat::{FatError, FatWriter};
+use crate::fs::path::{self, PathError, SymlinkLookup};
+use crate::ops::{FileOp, Owner, Part, apply_text_edit};
+
+/// Why an operation failed; names the operation's index, partition and path.
+#[derive(Debug, thiserror::Error)]
+#[error("operation {index} ({part}:{path}): {kind}")]
+pub struct ApplyError {
+    /// Index of the operation in the node's list.
+    pub index: usize,
+    /// Partition.
+    pub part: Part,
+    /// Path as given.
+    pub path: String,
+    /// What went wrong.
+    pub kind: ApplyErrorKind,
+}
+
+/// The cause of an [`ApplyError`].
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyErrorKind {
+    /// Path resolution failed.
+    #[error("{0}")]
+    Path(#[from] PathError),
+    /// The ext4 writer failed.
+    #[error("{0}")]
+    Root(#[from] RootFsError),
+    /// The FAT writer failed.
+    #[error("{0}")]
+    Boot(#[from] FatError),
+    /// A text edit could not be applied.
+    #[error("cannot edit: {0}")]
+    Edit(String),
+    /// The operation makes no sense on this partition or entry.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+struct Links<'a>(&'a dyn RootFs);
+
+impl SymlinkLookup for Links<'_> {
+    fn symlink_target(&self, path: &str) -> Result<Option<String>, String> {
+        match self.0.lookup(path) {
+            Ok(Some(meta)) if meta.kind == FileKind::Symlink => Ok(meta.symlink_target),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+fn mode16(mode: u32) -> u16 {
+    u16::try_from(mode & 0o7777).unwrap_or(0o644)
+}
+
+fn fs_owner(o: &Owner) -> FsOwner {
+    FsOwner::new(o.uid, o.gid)
+}
+
+/// Applies the root-partition operations of `ops` (in order) with modification time `epoch`.
+pub fn apply_root(fs: &mut dyn RootFs, ops: &[FileOp], epoch: i64) -> Result<(), ApplyError> {
+    for (index, op) in ops.iter().enumerate() {
+        if op.part() != Part::Root {
+            continue;
+        }
+        apply_root_op(fs, op, epoch).map_err(|kind| ApplyError {
+            index,
+            part: Part::Root,
+            path: op.path().to_owned(),
+            kind,
+        })?;
+    }
+    Ok(())
+}
+
+fn ensure_parent(fs: &mut dyn RootFs, path: &str) -> Result<(), ApplyErrorKind> {
+    let dir = parent(path);
+    if dir != "/" {
+        fs.mkdir_p(dir, 0o755, FsOwner::ROOT)?;
+    }
+    Ok(())
+}
+
+fn apply_root_op(fs: &mut dyn RootFs, op: &FileOp, epoch: i64) -> Result<(), ApplyErrorKind> {
+    let resolve = |fs: &dyn RootFs, p: &str, follow: bool| path::resolve(&Links(fs), p, follow);
+    match op {
+        FileOp::Write {
+            path, data, owner, ..
+        } => {
+            let p = resolve(fs, path, true)?;
+            ensure_parent(fs, &p)?;
+            fs.write_file(&p, data, mode16(owner.mode), fs_owner(owner), epoch)?;
+        }
+        FileOp::Append {
+            path, data, owner, ..
+        } => {
+            let p = resolve(fs, path, true)?;
+            match fs.lookup(&p)? {
+                Some(meta) => {
+                    let mut content = fs.read(&p)?;
+                    content.extend_from_slice(data);
+                    fs.write_file(&p, &content, meta.mode, meta.owner, epoch)?;
+                }
+                None => {
+                    ensure_parent(fs, &p)?;
+                    fs.write_file(&p, data, mode16(owner.mode), fs_owner(owner), epoch)?;
+                }
+            }
+        }
+        FileOp::Mkdir { path, owner, .. } => {
+            let p = resolve(fs, path, true)?;
+            ensure_parent(fs, &p)?;
+            fs.mkdir_p(&p, mode16(owner.mode), fs_owner(owner))?;
+            fs.set_meta(
+                &p,
+                MetaChange {
+                    mode: Some(mode16(owner.mode)),
+                    uid: Some(owner.uid),
+                    gid: Some(owner.gid),
+                },
+            )?;
+        }
+        FileOp::Symlink {
+            path,
+            target,
+            uid,
+            gid,
+        } => {
+            let p = resolve(fs, path, false)?;
+            match fs.lookup(&p)? {
+                Some(m) if m.kind == FileKind::Dir => {
+                    return Err(ApplyErrorKind::Invalid(format!(
+                        "{p} is a directory; a symlink cannot replace it"
+                    )));
+                }
+                Some(_) => fs.unlink(&p)?,
+                None => ensure_parent(fs, &p)?,
+            }
+            fs.symlink(&p, target, FsOwner::new(*uid, *gid))?;
+        }
+        FileOp::Remove { path, .. } => {
+            let p = resolve(fs, path, false)?;
+            if fs.lookup(&p)?.is_some() {
+                fs.unlink(&p)?;
+            }
+        }
+        FileOp::SetOwner { path, owner } => {
+            let p = resolve(fs, path, false)?;
+            fs.set_meta(
+                &p,
+                MetaChange {
+                    mode: Some(mode16(owner.mode)),
+                    uid: Some(owner.uid),
+                    gid: Some(owner.gid),
+                },
+            )?;
+        }
+        FileOp::Edit { path, edit, .. } => {
+            let p = resolve(fs, path, true)?;
+            let Some(meta) = fs.lookup(&p)? else {
+                return Err(ApplyErrorKind::Edit(format!("{p} does not exist")));
+            };
+            let old = fs.read(&p)?;
+            let text = String::from_utf8(old)
+                .map_err(|_| ApplyErrorKind::Edit(format!("{p} is not UTF-8 text")))?;
+            let new = apply_text_edit(&text, edit).map_err(ApplyErrorKind::Edit)?;
+            if new != text {
+                fs.write_file(&p, new.as_bytes(), meta.mode, meta.owner, epoch)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies the boot-partition operations of `ops` (in order). FAT has no owners, modes or
+/// symlinks, and compares names case-insensitively.
+pub fn apply_boot<D: Read + Write + Seek>(
+    fat: &FatWriter<D>,
+    ops: &[FileOp],
+) -> Result<(), ApplyError> {
+    for (index, op) in ops.iter().enumerate() {
+        if op.part() != Part::Boot {
+            continue;
+        }
+        apply_boot_op(fat, op).map_err(|kind| ApplyError {
+            index,
+            part: Part::Boot,
+            path: op.path().to_owned(),
+            kind,
+        })?;
+    }
+    Ok(())
+}
+
+fn check_boot_path(p: &str) -> Result<(), ApplyErrorKind> {
+    if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
+        return Err(ApplyErrorKind::Path(PathError::Escape {
+            path: p.to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+fn apply_boot_op<D: Read + Write + Seek>(
+    fat: &FatWriter<D>,
+    op: &FileOp,
+) -> Result<(), ApplyErrorKind> {
+    check_boot_path(op.path())?;
+    match op {
+        FileOp::Write { path, data, .. } => fat.write_file(path, data)?,
+        FileOp::Append { path, data, .. } => {
+            let mut content = fat.read(path)?.unwrap_or_default();
+            content.extend_from_slice(data);
+            fat.write_file(path, &content)?;
+        }
+        FileOp::Mkdir { path, .. } => fat.mkdir_p(path)?,
+        FileOp::Remove { path, .. } => {
+            fat.remove(path)?;
+        }
+        FileOp::Edit { path, edit, .. } => {
+            let Some(old) = fat.read(path)? else {
+                return Err(ApplyErrorKind::Edit(format!("{path} does not exist")));
+            };
+            let text = String::from_utf8(old)
+                .map_err(|_| ApplyErrorKind::Edit(format!("{path} is not UTF-8 text")))?;
+            let new = apply_text_edit(&text, edit).map_err(ApplyErrorKind::Edit)?;
+            if new != text {
+                fat.write_file(path, new.as_bytes())?;
+            }
+        }
+        FileOp::Symlink { .. } | FileOp::SetOwner { .. } => {
+            return Err(ApplyErrorKind::Invalid(
+                "FAT has no symlinks, owners or modes".to_owned(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parent;
+
+    #[test]
+    fn parents() {
+        for (p, want) in [("/a", "/"), ("/a/b", "/a"), ("/a/b/c", "/a/b"), ("/", "/")] {
+            assert_eq!(parent(p), want, "{p}");
+        }
+    }
+}

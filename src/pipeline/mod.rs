@@ -1,0 +1,8 @@
+//! Per node: a copy-on-write disk over the base, the node's operations applied to it, then
+//! (with the output pipeline) streamed to the outputs.
+
+pub mod apply;
+pub mod identity;
+pub mod node;
+
+pub use node::{Layout, NodeError, apply_node};
