@@ -23,3 +23,4 @@ pub mod io;
 pub mod ops;
 pub mod pipeline;
 pub mod progress;
+pub mod secrets;

@@ -4,5 +4,6 @@ mod engine;
 mod ext4_write;
 mod fat_write;
 mod inspect;
+mod secrets;
 mod source;
 mod support;
