@@ -22,5 +22,6 @@ pub mod inspect;
 pub mod io;
 pub mod ops;
 pub mod pipeline;
+pub mod plan;
 pub mod progress;
 pub mod secrets;

@@ -104,10 +104,26 @@ pub enum TextEdit {
         /// The member.
         member: String,
     },
+    /// Colon table: remove a member from a comma-separated list field (no-op if absent).
+    TableRemoveMember {
+        /// First field of the row.
+        key: String,
+        /// Field index.
+        index: usize,
+        /// The member.
+        member: String,
+    },
     /// Any text file: append `line` unless a line equal to it exists.
     EnsureLine {
         /// The line, without its newline.
         line: String,
+    },
+    /// `KEY=value` files (`/etc/default/*`): replace the first active `KEY=` line, or append.
+    SetKeyValue {
+        /// The key.
+        key: String,
+        /// The value, as it should appear after `=` (quote it yourself if needed).
+        value: String,
     },
     /// Any text file: replace every occurrence of a string.
     Replace {
@@ -116,6 +132,13 @@ pub enum TextEdit {
         /// What to put instead.
         to: String,
     },
+}
+
+impl TextEdit {
+    /// True for edits that make sense on a missing file (which is then created empty first).
+    pub fn creates_missing(&self) -> bool {
+        matches!(self, Self::EnsureLine { .. } | Self::SetKeyValue { .. })
+    }
 }
 
 /// Applies `edit` to `text`. Errors name what is missing.
@@ -153,6 +176,11 @@ pub fn apply_text_edit(text: &str, edit: &TextEdit) -> Result<String, String> {
             }
             t.render()
         }
+        TextEdit::TableRemoveMember { key, index, member } => {
+            let mut t = Table::parse(text);
+            t.remove_member(key, *index, member);
+            t.render()
+        }
         TextEdit::EnsureLine { line } => {
             if text.lines().any(|l| l == line) {
                 text.to_owned()
@@ -164,6 +192,28 @@ pub fn apply_text_edit(text: &str, edit: &TextEdit) -> Result<String, String> {
                 };
                 format!("{text}{sep}{line}\n")
             }
+        }
+        TextEdit::SetKeyValue { key, value } => {
+            let prefix = format!("{key}=");
+            let line = format!("{key}={value}");
+            let mut done = false;
+            let mut out: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    if !done && l.trim_start().starts_with(&prefix) {
+                        done = true;
+                        line.clone()
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect();
+            if !done {
+                out.push(line);
+            }
+            let mut s = out.join("\n");
+            s.push('\n');
+            s
         }
         TextEdit::Replace { from, to } => text.replace(from.as_str(), to),
     })

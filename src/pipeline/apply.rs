@@ -174,15 +174,19 @@ fn apply_root_op(fs: &mut dyn RootFs, op: &FileOp, epoch: i64) -> Result<(), App
         }
         FileOp::Edit { path, edit, .. } => {
             let p = resolve(fs, path, true)?;
-            let Some(meta) = fs.lookup(&p)? else {
-                return Err(ApplyErrorKind::Edit(format!("{p} does not exist")));
+            let (old, mode, owner) = match fs.lookup(&p)? {
+                Some(meta) => (fs.read(&p)?, meta.mode, meta.owner),
+                None if edit.creates_missing() => {
+                    ensure_parent(fs, &p)?;
+                    (Vec::new(), 0o644, FsOwner::ROOT)
+                }
+                None => return Err(ApplyErrorKind::Edit(format!("{p} does not exist"))),
             };
-            let old = fs.read(&p)?;
             let text = String::from_utf8(old)
                 .map_err(|_| ApplyErrorKind::Edit(format!("{p} is not UTF-8 text")))?;
             let new = apply_text_edit(&text, edit).map_err(ApplyErrorKind::Edit)?;
-            if new != text {
-                fs.write_file(&p, new.as_bytes(), meta.mode, meta.owner, epoch)?;
+            if new != text || text.is_empty() {
+                fs.write_file(&p, new.as_bytes(), mode, owner, epoch)?;
             }
         }
     }
@@ -235,13 +239,15 @@ fn apply_boot_op<D: Read + Write + Seek>(
             fat.remove(path)?;
         }
         FileOp::Edit { path, edit, .. } => {
-            let Some(old) = fat.read(path)? else {
-                return Err(ApplyErrorKind::Edit(format!("{path} does not exist")));
+            let old = match fat.read(path)? {
+                Some(old) => old,
+                None if edit.creates_missing() => Vec::new(),
+                None => return Err(ApplyErrorKind::Edit(format!("{path} does not exist"))),
             };
             let text = String::from_utf8(old)
                 .map_err(|_| ApplyErrorKind::Edit(format!("{path} is not UTF-8 text")))?;
             let new = apply_text_edit(&text, edit).map_err(ApplyErrorKind::Edit)?;
-            if new != text {
+            if new != text || text.is_empty() {
                 fat.write_file(path, new.as_bytes())?;
             }
         }

@@ -1,5 +1,6 @@
 //! The integration test binary: one module per feature.
 
+mod configs;
 mod engine;
 mod ext4_write;
 mod fat_write;

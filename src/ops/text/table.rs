@@ -107,6 +107,23 @@ impl Table {
         self.set_field(key, index, &joined)
     }
 
+    /// Removes `member` from the list in field `index` of row `key`; false if no such row.
+    pub fn remove_member(&mut self, key: &str, index: usize, member: &str) -> bool {
+        let Some(fields) = self.get(key) else {
+            return false;
+        };
+        let current = fields.get(index).copied().unwrap_or("");
+        let kept: Vec<&str> = current
+            .split(',')
+            .filter(|m| !m.is_empty() && *m != member)
+            .collect();
+        let joined = kept.join(",");
+        if joined != current {
+            self.set_field(key, index, &joined);
+        }
+        true
+    }
+
     /// Removes `member` from the list in field `index` of every row.
     pub fn remove_member_everywhere(&mut self, index: usize, member: &str) {
         for line in &mut self.lines {

@@ -1,0 +1,23 @@
+//! From a validated recipe to one list of [`FileOp`](crate::ops::FileOp)s per node.
+//!
+//! Each submodule renders one concern (users, SSH, hosts, network, cloud-init, boot, mounts,
+//! system settings) for an OS [`Profile`](profile::Profile) read from the base image. Settings are
+//! baked into the root filesystem by default, so a node is right on its first boot whatever
+//! the OS's first-boot mechanism does; seeds are written where the image reads them.
+
+pub mod boot;
+pub mod cloud_init;
+pub mod hosts;
+pub mod network;
+pub mod profile;
+pub mod ssh;
+pub mod system;
+pub mod users;
+
+/// Errors planning a node.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The recipe asks for something the image cannot take as it is.
+    #[error("{0}")]
+    Conflict(String),
+}

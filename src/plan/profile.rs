@@ -1,0 +1,168 @@
+//! What the planner needs to know about a base image: its OS family, first-boot mechanism,
+//! default user, which network stack it runs, and the files new homes are made from.
+//!
+//! Read once per base from the image itself (the `inspect` logic), never guessed from a name.
+
+use crate::fs::ext4::Ext4Reader;
+use crate::inspect::accounts::{User, regular_users};
+use crate::inspect::firstboot::{self, FirstBoot, Mechanism, RootProbe};
+use crate::inspect::os::{OsFamily, OsInfo};
+
+/// A file or directory of `/etc/skel`, copied into each new home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkelEntry {
+    /// Path relative to `/etc/skel` (`.bashrc`, `.config/x`).
+    pub rel: String,
+    /// Content (`None` for a directory).
+    pub data: Option<Vec<u8>>,
+}
+
+/// The facts of one base image.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// OS family.
+    pub family: OsFamily,
+    /// `/etc/os-release`.
+    pub os: Option<OsInfo>,
+    /// First-boot behaviour.
+    pub first_boot: FirstBoot,
+    /// The image's regular users (uid 1000..=59999): on Raspberry Pi OS, `pi`.
+    pub users: Vec<User>,
+    /// NetworkManager is installed (`/etc/NetworkManager` exists).
+    pub network_manager: bool,
+    /// netplan is installed (`/etc/netplan` exists).
+    pub netplan: bool,
+    /// `/etc/skel`, recursively.
+    pub skel: Vec<SkelEntry>,
+    /// Groups that exist in `/etc/group`.
+    pub groups: Vec<String>,
+    /// For each regular user, every path under their home (deepest first), for removal.
+    pub home_trees: Vec<(String, Vec<String>)>,
+}
+
+/// Reading the base image's root failed.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the base image's root filesystem: {0}")]
+pub struct ProfileError(#[from] crate::fs::ext4::Ext4Error);
+
+struct Probe<'a>(&'a Ext4Reader);
+
+impl RootProbe for Probe<'_> {
+    fn exists(&self, path: &str) -> bool {
+        self.0.exists(path).unwrap_or(false)
+    }
+    fn read_text(&self, path: &str) -> Option<String> {
+        self.0.read_text(path).ok().flatten()
+    }
+    fn list(&self, path: &str) -> Vec<String> {
+        self.0.list(path).unwrap_or_default()
+    }
+}
+
+fn skel(
+    reader: &Ext4Reader,
+    dir: &str,
+    rel: &str,
+    out: &mut Vec<SkelEntry>,
+) -> Result<(), ProfileError> {
+    for name in reader.list(dir)? {
+        let path = format!("{dir}/{name}");
+        let rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        if reader.read_link(&path)?.is_some() {
+            continue; // symlinks in skel are rare; skip rather than guess
+        }
+        match reader.read(&path) {
+            Ok(Some(data)) => out.push(SkelEntry {
+                rel,
+                data: Some(data),
+            }),
+            _ => {
+                out.push(SkelEntry {
+                    rel: rel.clone(),
+                    data: None,
+                });
+                skel(reader, &path, &rel, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every path under `dir`, children before their directory.
+fn tree(reader: &Ext4Reader, dir: &str, out: &mut Vec<String>) -> Result<(), ProfileError> {
+    for name in reader.list(dir)? {
+        let path = format!("{dir}/{name}");
+        if reader.read_link(&path)?.is_none() && reader.read(&path).is_err() {
+            tree(reader, &path, out)?;
+        }
+        out.push(path);
+    }
+    Ok(())
+}
+
+impl Profile {
+    /// Reads the profile from the root filesystem and the boot partition's command line and
+    /// file names.
+    pub fn read(
+        reader: &Ext4Reader,
+        cmdline: &[String],
+        boot_files: &[String],
+    ) -> Result<Self, ProfileError> {
+        let text = |p: &str| reader.read_text(p);
+        let release = match text("/etc/os-release")? {
+            Some(t) => Some(t),
+            None => text("/usr/lib/os-release")?,
+        };
+        let os = release
+            .map(|r| OsInfo::from_files(&r, text("/etc/rpi-issue").ok().flatten().as_deref()));
+        let family = os.as_ref().map_or(OsFamily::Other, |o| o.family);
+        let group = text("/etc/group")?.unwrap_or_default();
+        let users = regular_users(&text("/etc/passwd")?.unwrap_or_default(), &group);
+        let groups = group
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .filter(|g| !g.is_empty() && !g.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        let first_boot = firstboot::detect(Some(family), cmdline, boot_files, &Probe(reader));
+        let mut home_trees = Vec::new();
+        for u in &users {
+            let mut paths = Vec::new();
+            tree(reader, &u.home, &mut paths)?;
+            paths.push(u.home.clone());
+            home_trees.push((u.name.clone(), paths));
+        }
+        let mut skel_entries = Vec::new();
+        skel(reader, "/etc/skel", "", &mut skel_entries)?;
+        Ok(Self {
+            family,
+            os,
+            first_boot,
+            users,
+            network_manager: reader.exists("/etc/NetworkManager")?,
+            netplan: reader.exists("/etc/netplan")?,
+            skel: skel_entries,
+            groups,
+            home_trees,
+        })
+    }
+
+    /// True on Raspberry Pi OS.
+    pub fn is_raspios(&self) -> bool {
+        self.family == OsFamily::Raspios
+    }
+
+    /// True when cloud-init runs on first boot.
+    pub fn has_cloud_init(&self) -> bool {
+        self.first_boot.cloud_init
+    }
+
+    /// The first-boot mechanism.
+    pub fn mechanism(&self) -> Mechanism {
+        self.first_boot.mechanism
+    }
+}
