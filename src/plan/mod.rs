@@ -6,6 +6,7 @@
 //! the OS's first-boot mechanism does; seeds are written where the image reads them.
 
 pub mod boot;
+pub mod cluster;
 pub mod cloud_init;
 pub mod hosts;
 pub mod network;

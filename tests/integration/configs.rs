@@ -238,3 +238,69 @@ fn cloud_init_schema_accepts_our_user_data() {
         .success()
     );
 }
+
+#[test]
+fn operator_files_are_read_by_ssh_and_ansible() {
+    use piimage::plan::cluster::{ClusterNode, inventory, known_hosts, ssh_config};
+    let dir = tempfile::tempdir().unwrap();
+    let node = |name: &str, addr: &str, role: &str, jump: Option<&str>| {
+        let key = ed25519(name, &mut derived_rng(b"s", "ssh-host-ed25519", name)).unwrap();
+        ClusterNode {
+            name: name.into(),
+            fqdn: Some(format!("{name}.lab.example")),
+            address: Some(addr.into()),
+            role: role.into(),
+            host_key: Some(key.public_key),
+            user: Some("alice".into()),
+            proxy_jump: jump.map(str::to_owned),
+        }
+    };
+    let nodes = vec![
+        node("gateway", "192.0.2.10", "gateway", None),
+        node("worker-01", "10.0.0.11", "k3s-worker", Some("gateway")),
+        node("worker-02", "10.0.0.12", "k3s-worker", Some("gateway")),
+    ];
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(&kh, known_hosts(&nodes)).unwrap();
+    for n in &nodes {
+        let out = crate::support::run_ok(
+            "ssh-keygen",
+            &[
+                "-F",
+                n.address.as_deref().unwrap(),
+                "-f",
+                kh.to_str().unwrap(),
+            ],
+        );
+        assert!(out.contains(n.host_key.as_deref().unwrap()), "{out}");
+    }
+    let cfg = dir.path().join("ssh_config");
+    std::fs::write(&cfg, ssh_config(&nodes, kh.to_str().unwrap())).unwrap();
+    let eff = crate::support::run_ok("ssh", &["-G", "-F", cfg.to_str().unwrap(), "worker-02"]);
+    for want in [
+        "hostname 10.0.0.12",
+        "user alice",
+        "proxyjump gateway",
+        "hostkeyalias worker-02",
+        "stricthostkeychecking true",
+    ] {
+        assert!(eff.contains(want), "{want} not in\n{eff}");
+    }
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, inventory(&nodes)).unwrap();
+    let out = crate::support::run_ok(
+        "ansible-inventory",
+        &["-i", inv.to_str().unwrap(), "--list"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["k3s_worker"]["hosts"],
+        serde_json::json!(["worker-01", "worker-02"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["_meta"]["hostvars"]["worker-01"]["ansible_host"],
+        "10.0.0.11"
+    );
+    assert_eq!(v["_meta"]["hostvars"]["gateway"]["ansible_user"], "alice");
+}
