@@ -6,10 +6,11 @@
 //! the OS's first-boot mechanism does; seeds are written where the image reads them.
 
 pub mod boot;
-pub mod cluster;
 pub mod cloud_init;
+pub mod cluster;
 pub mod hosts;
 pub mod network;
+pub mod overlay;
 pub mod profile;
 pub mod ssh;
 pub mod system;
