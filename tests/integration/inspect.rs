@@ -386,3 +386,29 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn gpt_disks_are_read_too() {
+    let dir = tempfile::tempdir().unwrap();
+    sh(
+        dir.path(),
+        "truncate -s 700M gpt.img
+         printf 'label: gpt\\nlabel-id: 0D1B8E44-3F0B-4A62-9C5E-0123456789AB\\nstart=2048,size=1048576,type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B,name=boot\\nstart=1050624,size=262144,type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE,name=root\\n' | sfdisk -q gpt.img
+         mkfs.fat -F 32 -n BOOT --offset 2048 gpt.img 524288 >/dev/null
+         mkdir -p tree/etc && printf 'ID=debian\\nVERSION_ID=\"13\"\\nVERSION_CODENAME=trixie\\n' > tree/etc/os-release
+         mke2fs -q -F -t ext4 -T default -L root -E offset=$((1050624*512)) -d tree gpt.img 128M",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let r = inspect_json(&dir.path().join("gpt.img"), cache.path());
+    let t = &r["partition_table"];
+    assert_eq!(t["kind"], "gpt");
+    assert_eq!(t["disk_id"], "0D1B8E44-3F0B-4A62-9C5E-0123456789AB");
+    let p = t["partitions"].as_array().unwrap();
+    assert_eq!(p[0]["type_name"], "EFI System");
+    assert_eq!(p[0]["filesystem"], "vfat");
+    assert_eq!(p[1]["type_name"], "Linux root (ARM-64)");
+    assert_eq!(p[1]["start_sector"], 1_050_624);
+    assert_eq!(p[1]["label"], "root");
+    assert_eq!(r["os"]["codename"], "trixie");
+    assert_eq!(r["os"]["family"], "debian");
+}
