@@ -24,4 +24,5 @@ pub mod ops;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod recipe;
 pub mod secrets;

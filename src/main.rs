@@ -10,11 +10,11 @@ fn main() {
     let args = Cli::parse();
     let result = match &args.command {
         Command::Inspect(a) => cli::inspect::run(a, &args.global),
-        Command::Build(_) | Command::Plan(_) | Command::Validate(_) => {
+        Command::Validate(a) => cli::validate::run(a),
+        Command::Build(_) | Command::Plan(_) => {
             let name = match &args.command {
                 Command::Build(_) => "build",
-                Command::Plan(_) => "plan",
-                _ => "validate",
+                _ => "plan",
             };
             eprintln!("error: `piimage {name}` is not implemented yet");
             std::process::exit(EXIT_NOT_IMPLEMENTED);

@@ -2,6 +2,7 @@
 
 pub mod inspect;
 pub mod progress;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -53,8 +54,8 @@ pub enum Command {
     Build(RecipeArgs),
     /// Show every file a build would write, per node, without writing an image (not implemented yet).
     Plan(RecipeArgs),
-    /// Check a recipe without opening any image (not implemented yet).
-    Validate(RecipeArgs),
+    /// Check a recipe without opening or downloading any image; print a summary.
+    Validate(validate::ValidateArgs),
 }
 
 /// Arguments of the recipe subcommands.
@@ -63,6 +64,11 @@ pub struct RecipeArgs {
     /// The recipe (YAML).
     #[arg(value_name = "RECIPE")]
     pub recipe: PathBuf,
+
+    /// Use this base image instead of the recipe's `base` (e.g. a local copy, or a test
+    /// fixture when there is no network).
+    #[arg(long, value_name = "PATH")]
+    pub base: Option<PathBuf>,
 }
 
 #[cfg(test)]

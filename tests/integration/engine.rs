@@ -283,7 +283,11 @@ fn a_failing_operation_fails_the_node_and_names_it() {
         edit(
             Part::Root,
             "/etc/no-such-file",
-            TextEdit::EnsureLine { line: "x".into() },
+            TextEdit::TableAddMember {
+                key: "sudo".into(),
+                index: 3,
+                member: "x".into(),
+            },
         ),
     );
     let err = apply_node(&disk, &layout, &ops, EPOCH)

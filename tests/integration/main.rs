@@ -5,6 +5,7 @@ mod engine;
 mod ext4_write;
 mod fat_write;
 mod inspect;
+mod recipe;
 mod secrets;
 mod source;
 mod support;

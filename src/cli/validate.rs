@@ -1,0 +1,112 @@
+//! `piimage validate RECIPE [--base PATH] [--skip-secrets]`.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use piimage::disk::source::BaseSpec;
+use piimage::recipe::{self, LoadOptions, NodeSpec, ResolvedRecipe};
+
+use super::RecipeArgs;
+
+/// Arguments of `piimage validate`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Checks everything that can be checked without an image: YAML syntax and field names, node
+names and addresses, users, password hashes, SSH keys, networks, overlay trees and their
+templates (rendered for every node). No image is opened or downloaded and nothing is written.
+Each problem is reported as FILE:LINE:COLUMN: FIELD: MESSAGE. The recipe format is documented
+in recipes/README.md.")]
+pub struct ValidateArgs {
+    /// The recipe and base override.
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
+
+    /// Do not check that password, Wi-Fi passphrase and seed files or environment variables
+    /// exist (for checking a recipe where its secrets are not available).
+    #[arg(long)]
+    pub skip_secrets: bool,
+}
+
+/// Runs `piimage validate`.
+pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
+    let options = LoadOptions {
+        base: args.recipe.base.clone(),
+        skip_secrets: args.skip_secrets,
+    };
+    let resolved = recipe::load(&args.recipe.recipe, &options)?;
+    print!("{}", summary(&resolved));
+    Ok(())
+}
+
+/// The short human summary `validate` prints.
+pub fn summary(r: &ResolvedRecipe) -> String {
+    let mut s = String::new();
+    let chain: Vec<String> = r.chain.iter().map(|p| p.display().to_string()).collect();
+    let _ = writeln!(s, "recipe   {}", chain.join(" <- "));
+    let domain = r
+        .cluster
+        .domain
+        .as_ref()
+        .map(|d| format!(" (domain {d})"))
+        .unwrap_or_default();
+    let _ = writeln!(s, "cluster  {}{domain}", r.cluster.name);
+    if let Some(d) = &r.cluster.description {
+        let _ = writeln!(s, "         {}", d.trim());
+    }
+    let base = match &r.base {
+        BaseSpec::Url { url, sha256 } => format!("{url}\n         sha256 {sha256}"),
+        BaseSpec::Path { path, .. } => path.display().to_string(),
+    };
+    let over = if r.base_overridden { " (--base)" } else { "" };
+    let _ = writeln!(s, "base     {base}{over}");
+    let formats: Vec<String> = r.output.formats.iter().map(ToString::to_string).collect();
+    let size = r
+        .output
+        .size
+        .map(|b| format!(", grown to {} MiB", b >> 20))
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "output   {}/{}.{{{}}} for {}{size}",
+        r.output.dir.display(),
+        r.output.name,
+        formats.join(","),
+        r.output.medium
+    );
+    let built = r.selected().count();
+    let _ = writeln!(
+        s,
+        "nodes    {} ({built} built by this recipe, marked *):",
+        r.nodes.len()
+    );
+    let width = r.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    for n in &r.nodes {
+        let _ = writeln!(s, "{}", node_line(n, width));
+    }
+    s.push_str("ok: the recipe is valid (nothing was built)\n");
+    s
+}
+
+fn node_line(n: &NodeSpec, width: usize) -> String {
+    let mark = if n.selected { '*' } else { ' ' };
+    let address = n
+        .address
+        .map_or_else(|| "(dhcp)".to_owned(), |a| a.to_string());
+    let users: Vec<&str> = n.users.iter().map(|u| u.name.as_str()).collect();
+    let users = if users.is_empty() {
+        String::new()
+    } else {
+        format!("  users: {}", users.join(", "))
+    };
+    let via = n
+        .network
+        .route_via
+        .as_ref()
+        .map(|v| format!("  via {v}"))
+        .unwrap_or_default();
+    format!(
+        "  {mark} {:width$}  {address:18}  {:10}{users}{via}",
+        n.name, n.role
+    )
+}

@@ -1,0 +1,61 @@
+//! Recipes: the YAML a cluster builder writes, validated into one [`NodeSpec`] per node.
+//!
+//! ```text
+//! recipe.yaml --load--> raw (serde, every value Located) --extends merge--> raw
+//!             --resolve--> ResolvedRecipe { cluster, base, output, nodes: [NodeSpec] }
+//! ```
+//!
+//! [`load`] reads the recipe and the files it `extends`, merges them (mappings key by key,
+//! scalars and lists replaced; see `recipes/README.md`), expands node ranges and address pools, merges
+//! each node's settings (recipe, then `roles.<role>`, then the node entry), and checks
+//! everything that can be checked without opening an image: names, addresses, keys, hashes,
+//! overlay trees and their templates. Every problem names `file:line:column: field`.
+//! Nothing is written and no image is read or downloaded.
+//!
+//! The format is documented field by field in `recipes/README.md`.
+
+mod checks;
+mod ctx;
+mod error;
+mod fields;
+mod keys;
+mod load;
+mod located;
+mod merge;
+mod net;
+mod network;
+mod nodes;
+mod overlay;
+mod raw;
+mod resolve;
+mod sections;
+mod spec;
+pub mod syntax;
+pub mod template;
+mod users;
+
+use std::path::Path;
+
+pub use ctx::LoadOptions;
+pub use error::{Problem, RecipeError};
+pub use located::Origin;
+pub use spec::*;
+
+/// Loads, merges, expands and validates the recipe at `path` (see the module docs).
+///
+/// # Errors
+/// Every problem found, each naming its file, line, column and field.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<ResolvedRecipe, RecipeError> {
+    let loaded = load::load_chain(path)?;
+    resolve::resolve(path, loaded, options)
+}
+
+impl ResolvedRecipe {
+    /// Same as [`load`].
+    ///
+    /// # Errors
+    /// See [`load`].
+    pub fn load(path: &Path, options: &LoadOptions) -> Result<Self, RecipeError> {
+        load(path, options)
+    }
+}

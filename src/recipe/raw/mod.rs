@@ -1,0 +1,169 @@
+//! The recipe as written: serde types with `deny_unknown_fields`, every value [`Located`].
+//!
+//! Nothing here is validated beyond YAML types; [`super::resolve`] turns these into
+//! [`super::spec`] types. Keeping the two apart (as ripgrep keeps low-level and high-level
+//! arguments apart) lets the merge work on exactly what was written, with its origin.
+
+mod settings;
+
+use std::collections::BTreeMap;
+
+use crate::recipe::located::{Located, StrOr};
+use crate::recipe::merge::{Merge, Stamp, field_path, leaf, merge_struct, replace_struct};
+use crate::recipe::spec::{
+    CloudInitMode, HostKeys, Ipv6Mode, Medium, OutputFormat, OverlayTarget, PasswordScheme, Sudo,
+};
+
+pub(crate) use settings::{
+    RawBoot, RawCloudInit, RawConfigLine, RawHosts, RawInterface, RawKeyFile, RawKeyboard,
+    RawMount, RawNetwork, RawOverlay, RawPassword, RawRename, RawRule, RawSecret, RawServices,
+    RawSettings, RawSsh, RawUser, RawWifi, with_settings,
+};
+
+leaf!(
+    Sudo,
+    HostKeys,
+    Ipv6Mode,
+    CloudInitMode,
+    OverlayTarget,
+    PasswordScheme,
+    Medium,
+    OutputFormat
+);
+
+with_settings! {
+    /// A recipe file.
+    pub struct RawRecipe {
+        pub extends: Option<Located<String>>,
+        pub cluster: Option<Located<RawCluster>>,
+        pub base: Option<Located<RawBase>>,
+        pub seed: Option<Located<StrOr<RawSecret>>>,
+        pub epoch: Option<Located<i64>>,
+        pub output: Option<Located<RawOutput>>,
+        pub build: Option<Located<RawBuild>>,
+        pub roles: Option<Located<BTreeMap<String, Located<RawSettings>>>>,
+        pub nodes: Option<Located<Vec<Located<RawNode>>>>,
+    }
+}
+
+impl Merge for RawRecipe {
+    fn merge(&mut self, mut child: Self) {
+        let settings = child.take_settings();
+        self.merge_settings(settings);
+        let Self {
+            extends,
+            cluster,
+            base,
+            seed,
+            epoch,
+            output,
+            build,
+            roles,
+            nodes,
+            ..
+        } = child;
+        self.extends = extends;
+        self.cluster.merge(cluster);
+        self.base.merge(base);
+        self.seed.merge(seed);
+        self.epoch.merge(epoch);
+        self.output.merge(output);
+        self.build.merge(build);
+        self.roles.merge(roles);
+        self.nodes.merge(nodes);
+    }
+}
+
+impl Stamp for RawRecipe {
+    fn stamp(&mut self, path: &str) {
+        self.stamp_settings(path);
+        let f = |name| field_path(path, name);
+        self.extends.stamp(&f("extends"));
+        self.cluster.stamp(&f("cluster"));
+        self.base.stamp(&f("base"));
+        self.seed.stamp(&f("seed"));
+        self.epoch.stamp(&f("epoch"));
+        self.output.stamp(&f("output"));
+        self.build.stamp(&f("build"));
+        self.roles.stamp(&f("roles"));
+        self.nodes.stamp(&f("nodes"));
+    }
+}
+
+with_settings! {
+    /// A `nodes[]` entry: one node (`name`) or a range of them (`range`).
+    pub struct RawNode {
+        pub name: Option<Located<String>>,
+        pub range: Option<Located<String>>,
+        pub hostname: Option<Located<String>>,
+        pub address: Option<Located<String>>,
+        pub addresses: Option<Located<StrOr<Vec<Located<String>>>>>,
+        pub role: Option<Located<String>>,
+    }
+}
+
+impl Stamp for RawNode {
+    fn stamp(&mut self, path: &str) {
+        self.stamp_settings(path);
+        let f = |name| field_path(path, name);
+        self.name.stamp(&f("name"));
+        self.range.stamp(&f("range"));
+        self.hostname.stamp(&f("hostname"));
+        self.address.stamp(&f("address"));
+        self.addresses.stamp(&f("addresses"));
+        self.role.stamp(&f("role"));
+    }
+}
+
+/// `cluster`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCluster {
+    pub name: Option<Located<String>>,
+    pub domain: Option<Located<String>>,
+    pub description: Option<Located<String>>,
+}
+merge_struct!(RawCluster {
+    name,
+    domain,
+    description
+});
+
+/// `base` (replaced as a whole: `path` and `url` are alternatives).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBase {
+    pub url: Option<Located<String>>,
+    pub path: Option<Located<String>>,
+    pub sha256: Option<Located<String>>,
+}
+replace_struct!(RawBase { url, path, sha256 });
+
+/// `output`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutput {
+    pub dir: Option<Located<String>>,
+    pub name: Option<Located<String>>,
+    pub formats: Option<Located<Vec<Located<OutputFormat>>>>,
+    pub medium: Option<Located<Medium>>,
+    pub size: Option<Located<String>>,
+    pub imager_manifest: Option<Located<bool>>,
+}
+merge_struct!(RawOutput {
+    dir,
+    name,
+    formats,
+    medium,
+    size,
+    imager_manifest
+});
+
+/// `build` (replaced as a whole).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBuild {
+    pub roles: Option<Located<Vec<Located<String>>>>,
+    pub nodes: Option<Located<Vec<Located<String>>>>,
+}
+replace_struct!(RawBuild { roles, nodes });

@@ -1,0 +1,125 @@
+//! `.j2` templates in overlays: the Jinja environment piimage uses (minijinja), the
+//! variables a template sees, and rendering.
+//!
+//! A template sees:
+//! - every variable in the node's merged `vars`, by name (`{{ k3s_url }}`);
+//! - `node`: `name`, `hostname`, `fqdn`, `address` (IP or none), `prefix`, `cidr`
+//!   (`10.0.0.11/24` or none), `role`, `index` (number in a range name, or none);
+//! - `cluster`: `name`, `domain`, `description`;
+//! - `nodes`: every node of the cluster, each shaped like `node`;
+//! - `roles`: role name to the list of its nodes.
+//!
+//! Undefined variables are errors (strict mode), and a template's final newline is kept, so a
+//! rendered config file ends as its template does.
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::{Map, Value, json};
+
+use super::spec::{NodeSpec, ResolvedRecipe};
+
+/// Names a template sees besides the node's `vars`; a var cannot use them.
+pub const RESERVED_VARS: &[&str] = &["node", "nodes", "cluster", "roles"];
+
+/// The environment templates are parsed and rendered in.
+#[must_use]
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    if let Ok(syntax) = SyntaxConfig::builder().keep_trailing_newline(true).build() {
+        env.set_syntax(syntax);
+    }
+    env
+}
+
+/// `file:line: kind: detail` for a template error.
+#[must_use]
+pub fn describe(e: &minijinja::Error, file: &str) -> String {
+    let line = e.line().map(|l| format!(":{l}")).unwrap_or_default();
+    match e.detail() {
+        Some(d) => format!("{file}{line}: {}: {d}", e.kind()),
+        None => format!("{file}{line}: {}", e.kind()),
+    }
+}
+
+/// Parses a template, for syntax errors.
+///
+/// # Errors
+/// The syntax error, described with `file` and line.
+pub fn check_syntax(file: &str, source: &str) -> Result<(), String> {
+    let env = environment();
+    env.template_from_named_str(file, source)
+        .map(|_| ())
+        .map_err(|e| describe(&e, file))
+}
+
+/// Renders a template for one node.
+///
+/// # Errors
+/// Syntax errors and undefined variables, described with `file` and line.
+pub fn render(file: &str, source: &str, context: &Value) -> Result<String, String> {
+    let env = environment();
+    let t = env
+        .template_from_named_str(file, source)
+        .map_err(|e| describe(&e, file))?;
+    t.render(minijinja::Value::from(minijinja::value::Serde(context)))
+        .map_err(|e| describe(&e, file))
+}
+
+fn node_value(n: &NodeSpec) -> Value {
+    json!({
+        "name": n.name,
+        "hostname": n.hostname,
+        "fqdn": n.fqdn,
+        "address": n.address.map(|a| a.ip.to_string()),
+        "prefix": n.address.and_then(|a| a.prefix),
+        "cidr": n.address.filter(|a| a.prefix.is_some()).map(|a| a.to_string()),
+        "role": n.role,
+        "index": n.index,
+    })
+}
+
+/// The variables `node`'s templates see (see the module docs).
+#[must_use]
+pub fn context(recipe: &ResolvedRecipe, node: &NodeSpec) -> Value {
+    let mut ctx: Map<String, Value> = node.vars.clone();
+    let nodes: Vec<Value> = recipe.nodes.iter().map(node_value).collect();
+    let mut roles: Map<String, Value> = Map::new();
+    for n in &recipe.nodes {
+        if let Value::Array(list) = roles
+            .entry(n.role.clone())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            list.push(node_value(n));
+        }
+    }
+    ctx.insert("node".into(), node_value(node));
+    ctx.insert("nodes".into(), Value::Array(nodes));
+    ctx.insert("roles".into(), Value::Object(roles));
+    ctx.insert(
+        "cluster".into(),
+        json!({
+            "name": recipe.cluster.name,
+            "domain": recipe.cluster.domain,
+            "description": recipe.cluster.description,
+        }),
+    );
+    Value::Object(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_and_strict_rendering() {
+        check_syntax("a.j2", "x {{ y }}\n").unwrap();
+        let e = check_syntax("a.j2", "line1\n{% if x %}\nno end\n").unwrap_err();
+        assert!(e.starts_with("a.j2:"), "{e}");
+        assert!(e.contains("syntax error"), "{e}");
+        let ctx = json!({"name": "n1"});
+        assert_eq!(render("a.j2", "hi {{ name }}\n", &ctx).unwrap(), "hi n1\n");
+        let e = render("a.j2", "a\n{{ missing }}\n", &ctx).unwrap_err();
+        assert!(e.starts_with("a.j2:2: undefined value"), "{e}");
+    }
+}
