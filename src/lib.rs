@@ -16,11 +16,13 @@
     missing_debug_implementations
 )]
 
+pub mod build;
 pub mod disk;
 pub mod fs;
 pub mod inspect;
 pub mod io;
 pub mod ops;
+pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;

@@ -11,12 +11,9 @@ fn main() {
     let result = match &args.command {
         Command::Inspect(a) => cli::inspect::run(a, &args.global),
         Command::Validate(a) => cli::validate::run(a),
-        Command::Build(_) | Command::Plan(_) => {
-            let name = match &args.command {
-                Command::Build(_) => "build",
-                _ => "plan",
-            };
-            eprintln!("error: `piimage {name}` is not implemented yet");
+        Command::Build(a) => cli::build::run(a, &args.global),
+        Command::Plan(_) => {
+            eprintln!("error: `piimage plan` is not implemented yet");
             std::process::exit(EXIT_NOT_IMPLEMENTED);
         }
     };

@@ -1,5 +1,6 @@
 //! The command line: clap derive structs, one file per large subcommand.
 
+pub mod build;
 pub mod inspect;
 pub mod progress;
 pub mod validate;
@@ -50,8 +51,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Describe an image: partitions, boot and root filesystems, OS, users, first-boot mechanism.
     Inspect(inspect::InspectArgs),
-    /// Build one image per node from a recipe (not implemented yet).
-    Build(RecipeArgs),
+    /// Build one image per node from a recipe.
+    Build(build::BuildArgs),
     /// Show every file a build would write, per node, without writing an image (not implemented yet).
     Plan(RecipeArgs),
     /// Check a recipe without opening or downloading any image; print a summary.

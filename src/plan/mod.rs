@@ -10,6 +10,7 @@ pub mod cloud_init;
 pub mod cluster;
 pub mod hosts;
 pub mod network;
+pub mod node;
 pub mod overlay;
 pub mod profile;
 pub mod ssh;

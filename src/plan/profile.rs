@@ -38,6 +38,20 @@ pub struct Profile {
     pub groups: Vec<String>,
     /// For each regular user, every path under their home (deepest first), for removal.
     pub home_trees: Vec<(String, Vec<String>)>,
+    /// Every account of `/etc/passwd` with its uid.
+    pub uids: Vec<(String, u32)>,
+    /// Every group of `/etc/group` with its gid.
+    pub gids: Vec<(String, u32)>,
+}
+
+fn ids(table: &str) -> Vec<(String, u32)> {
+    table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            Some((f.first()?.to_string(), f.get(2)?.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Reading the base image's root failed.
@@ -121,8 +135,10 @@ impl Profile {
             .map(|r| OsInfo::from_files(&r, text("/etc/rpi-issue").ok().flatten().as_deref()));
         let family = os.as_ref().map_or(OsFamily::Other, |o| o.family);
         let group = text("/etc/group")?.unwrap_or_default();
-        let users = regular_users(&text("/etc/passwd")?.unwrap_or_default(), &group);
-        let groups = group
+        let passwd = text("/etc/passwd")?.unwrap_or_default();
+        let users = regular_users(&passwd, &group);
+        let gids_text = group.clone();
+        let groups = gids_text
             .lines()
             .filter_map(|l| l.split(':').next())
             .filter(|g| !g.is_empty() && !g.starts_with('#'))
@@ -148,6 +164,8 @@ impl Profile {
             skel: skel_entries,
             groups,
             home_trees,
+            uids: ids(&passwd),
+            gids: ids(&group),
         })
     }
 

@@ -97,7 +97,7 @@ fn node_ops(big: &[u8]) -> Vec<FileOp> {
         },
         w(Part::Root, "/etc/NetworkManager/system-connections/eth0.nmconnection", b"[connection]\nid=eth0\ntype=ethernet\n", 0o600, 0, 0),
         w(Part::Root, "/opt/data/blob.bin", big, 0o644, 70000, 70001),
-        FileOp::Remove { part: Part::Root, path: "/etc/motd".into() },
+        FileOp::Remove { part: Part::Root, path: "/etc/skel/.bash_logout".into() },
         edit(Part::Boot, "/cmdline.txt", TextEdit::CmdlineSet { token: "cgroup_memory=1".into() }),
         edit(Part::Boot, "/cmdline.txt", TextEdit::CmdlineSet { token: "cgroup_enable=memory".into() }),
         edit(Part::Boot, "/config.txt", TextEdit::ConfigEnsure { section: Some("all".into()), line: "dtparam=i2c_arm=on".into() }),
@@ -211,7 +211,11 @@ fn a_node_on_every_fixture() {
             "{}: blob differs",
             info.name
         );
-        assert!(stat(&out, root, "/etc/motd").contains("not found") || cat("/etc/motd").is_empty());
+        assert!(!crate::support::debugfs_exists(
+            &out,
+            root,
+            "/etc/skel/.bash_logout"
+        ));
 
         let cmdline = String::from_utf8(mtype(&out, boot, "/cmdline.txt")).unwrap();
         let want = info

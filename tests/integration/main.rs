@@ -1,10 +1,13 @@
 //! The integration test binary: one module per feature.
 
+mod build;
 mod configs;
 mod engine;
 mod ext4_write;
 mod fat_write;
 mod inspect;
+mod manifest;
+mod output;
 mod recipe;
 mod secrets;
 mod source;

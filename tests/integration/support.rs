@@ -131,3 +131,13 @@ pub fn mtype(img: &Path, offset: u64, path: &str) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// True when `path` exists in the ext4 filesystem at `offset` (debugfs reports a missing path
+/// on stderr).
+pub fn debugfs_exists(img: &Path, offset: u64, path: &str) -> bool {
+    let spec = format!("{}?offset={offset}", img.display());
+    let out = run("debugfs", &["-R", &format!("stat {path}"), &spec]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "debugfs failed: {err}");
+    !err.contains("File not found by ext2_lookup")
+}

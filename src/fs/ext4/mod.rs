@@ -5,8 +5,11 @@
 //! state, free space) so that piimage can name what it refuses; file contents are read through
 //! `ext4-view`, an independent reader that verifies checksums and replays the journal in memory.
 
+pub mod allocation;
+pub mod bitmap;
 pub mod features;
 pub mod gate;
+pub mod group_desc;
 pub mod journal;
 pub mod read;
 pub mod rootfs;

@@ -5,6 +5,7 @@
 
 pub mod boot_sector;
 pub mod read;
+pub mod table;
 pub mod write;
 
 pub use boot_sector::{BootSector, FatError, FatType};

@@ -1,0 +1,160 @@
+//! Everything the output stage computes once per base image and shares across its nodes.
+//!
+//! A [`BaseCache`] holds, for one base image:
+//! - one [`ChunkCache`] per compressed format, created on first use;
+//! - the sha256 of byte ranges of the base that bmaps map (a node's bmap range that no changed
+//!   block touches has the base's bytes, so its digest is computed once);
+//! - the base file's path, if it is a file, so raw outputs can start as a clone or sparse copy
+//!   of it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::OutputError;
+use super::cache::ChunkCache;
+use super::chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE};
+use super::codec::Levels;
+use crate::disk::{FileStorage, Storage};
+use crate::io::hashing::Sha256Digest;
+use crate::io::sniff::Compression;
+
+/// How a base's outputs are compressed and where the cache lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Chunk size in bytes (see [`super::chunk`]).
+    pub chunk_size: u64,
+    /// Compression levels.
+    pub levels: Levels,
+    /// Directory for the cache's anonymous temporary files (normally the output directory:
+    /// the cache of a base holds about one compressed image per format).
+    pub work_dir: PathBuf,
+}
+
+impl CacheConfig {
+    /// Default chunk size and levels, cache files in `work_dir`.
+    pub fn new(work_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            levels: Levels::default(),
+            work_dir: work_dir.into(),
+        }
+    }
+}
+
+/// What the output stage keeps per base image; see the module docs.
+pub struct BaseCache {
+    base: Arc<dyn Storage>,
+    base_file: Option<PathBuf>,
+    layout: ChunkLayout,
+    config: CacheConfig,
+    chunks: Mutex<Vec<Arc<ChunkCache>>>,
+    range_digests: Mutex<HashMap<(u64, u64), Sha256Digest>>,
+}
+
+impl std::fmt::Debug for BaseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BaseCache")
+            .field("base_file", &self.base_file)
+            .field("layout", &self.layout)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poisoned() -> OutputError {
+    OutputError::Cache(std::io::Error::other("base cache lock poisoned"))
+}
+
+impl BaseCache {
+    /// A cache for the base image `base`. Raw outputs of its nodes are streamed (see
+    /// [`Self::with_base_file`] for cloning instead).
+    ///
+    /// # Errors
+    /// An invalid chunk size.
+    pub fn new(base: Arc<dyn Storage>, config: CacheConfig) -> Result<Self, OutputError> {
+        let layout = ChunkLayout::new(base.len(), config.chunk_size)?;
+        Ok(Self {
+            base,
+            base_file: None,
+            layout,
+            config,
+            chunks: Mutex::new(Vec::new()),
+            range_digests: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A cache for the raw base image file at `path`, opened read-only; raw node outputs start
+    /// as a reflink clone (or sparse copy) of it.
+    ///
+    /// # Errors
+    /// The file cannot be opened, or the chunk size is invalid.
+    pub fn open(path: &Path, config: CacheConfig) -> Result<Self, OutputError> {
+        let storage = FileStorage::open_read_only(path)
+            .map_err(|e| OutputError::file("opening the base image", path, e))?;
+        Ok(Self::new(Arc::new(storage), config)?.with_base_file(path))
+    }
+
+    /// Declares that the base's bytes are exactly those of the file at `path`, so raw outputs
+    /// can be cloned from it. The file must not change while the cache is in use.
+    #[must_use]
+    pub fn with_base_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.base_file = Some(path.into());
+        self
+    }
+
+    /// The base image.
+    pub fn base(&self) -> &Arc<dyn Storage> {
+        &self.base
+    }
+
+    /// The base file, if declared.
+    pub fn base_file(&self) -> Option<&Path> {
+        self.base_file.as_deref()
+    }
+
+    /// The chunk layout.
+    pub fn layout(&self) -> ChunkLayout {
+        self.layout
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The chunk cache for `format` (compressed formats only), created on first use.
+    ///
+    /// # Errors
+    /// `format` is raw, or the cache file cannot be created.
+    pub fn chunks(&self, format: Compression) -> Result<Arc<ChunkCache>, OutputError> {
+        let mut all = self.chunks.lock().map_err(|_| poisoned())?;
+        if let Some(c) = all.iter().find(|c| c.format() == format) {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(ChunkCache::new(
+            Arc::clone(&self.base),
+            self.layout,
+            format,
+            self.config.levels,
+            &self.config.work_dir,
+        )?);
+        all.push(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// The digest of the base's bytes `[start, end)`, if computed before.
+    pub(crate) fn range_digest(&self, start: u64, end: u64) -> Option<Sha256Digest> {
+        self.range_digests
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(start, end)).copied())
+    }
+
+    /// Remembers the digest of the base's bytes `[start, end)`.
+    pub(crate) fn remember_range(&self, start: u64, end: u64, digest: Sha256Digest) {
+        if let Ok(mut m) = self.range_digests.lock() {
+            m.insert((start, end), digest);
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The cache of a base image's compressed chunks, shared by every node built from that base.
+//!
+//! A node's image is its base plus a few changed blocks, so most of its chunks are the base's
+//! chunks byte for byte, and (see [`super::codec`]) so are their compressed forms. A
+//! [`ChunkCache`] compresses each base chunk at most once, the first time some node needs it
+//! (or ahead of time, in parallel, through [`ChunkCache::prefill`]), and hands the same bytes to
+//! every later node. Chunks that every node changes (the one holding the MBR, for instance,
+//! when each node gets its own disk identifier) are never compressed for the base at all.
+//!
+//! Memory stays bounded whatever the image size: compressed chunks go to an anonymous temporary
+//! file (in a directory the caller chooses, normally the output directory); the cache keeps only
+//! an offset and a length per chunk. Each chunk slot has its own lock, so threads compress
+//! different chunks in parallel and a thread that needs a chunk another thread is compressing
+//! waits for it instead of compressing it again.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::OutputError;
+use super::chunk::ChunkLayout;
+use super::codec::{ChunkEncoder, Levels};
+use crate::disk::Storage;
+use crate::io::sniff::Compression;
+use crate::progress::Progress;
+
+/// Where one compressed chunk lies in the cache file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedPiece {
+    offset: u64,
+    len: usize,
+    /// The piece's index size (see [`ChunkEncoder::compress`]).
+    pub index_size: u64,
+}
+
+impl CachedPiece {
+    /// Length of the compressed piece in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty piece.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Reusable buffers for compressing chunks (one set per thread).
+#[derive(Debug, Default)]
+pub struct ChunkBuffers {
+    /// Uncompressed chunk bytes.
+    pub input: Vec<u8>,
+    /// Compressed piece bytes.
+    pub output: Vec<u8>,
+}
+
+/// The compressed chunks of one base image, in one format.
+pub struct ChunkCache {
+    base: Arc<dyn Storage>,
+    layout: ChunkLayout,
+    format: Compression,
+    levels: Levels,
+    spill: File,
+    spill_end: Mutex<u64>,
+    slots: Vec<Mutex<Option<CachedPiece>>>,
+    compressed: AtomicU64,
+}
+
+impl std::fmt::Debug for ChunkCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkCache")
+            .field("format", &self.format)
+            .field("layout", &self.layout)
+            .field("compressed", &self.compressed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn poisoned() -> OutputError {
+    OutputError::Cache(std::io::Error::other("chunk cache lock poisoned"))
+}
+
+impl ChunkCache {
+    /// An empty cache for `base` in `format`, keeping compressed chunks in an anonymous file in
+    /// `spill_dir`.
+    ///
+    /// # Errors
+    /// The temporary file cannot be created, or `format` is raw.
+    pub fn new(
+        base: Arc<dyn Storage>,
+        layout: ChunkLayout,
+        format: Compression,
+        levels: Levels,
+        spill_dir: &Path,
+    ) -> Result<Self, OutputError> {
+        if !format.is_compressed() {
+            return Err(OutputError::Invalid(
+                "raw images have no chunk cache".into(),
+            ));
+        }
+        let spill = tempfile::tempfile_in(spill_dir)
+            .map_err(|e| OutputError::file("creating the chunk cache in", spill_dir, e))?;
+        let n = usize::try_from(layout.count()).unwrap_or(usize::MAX);
+        Ok(Self {
+            base,
+            layout,
+            format,
+            levels,
+            spill,
+            spill_end: Mutex::new(0),
+            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+            compressed: AtomicU64::new(0),
+        })
+    }
+
+    /// The format.
+    pub fn format(&self) -> Compression {
+        self.format
+    }
+
+    /// The chunk layout.
+    pub fn layout(&self) -> ChunkLayout {
+        self.layout
+    }
+
+    /// A new encoder for this cache's format and levels.
+    ///
+    /// # Errors
+    /// The compressor cannot be set up.
+    pub fn encoder(&self) -> Result<ChunkEncoder, OutputError> {
+        ChunkEncoder::new(self.format, &self.levels, self.layout.chunk_size()).map_err(|source| {
+            OutputError::Compress {
+                format: self.format,
+                chunk: 0,
+                source,
+            }
+        })
+    }
+
+    /// How many base chunks have been compressed so far.
+    pub fn compressed_chunks(&self) -> u64 {
+        self.compressed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of compressed chunks held.
+    pub fn cached_bytes(&self) -> u64 {
+        self.spill_end.lock().map(|e| *e).unwrap_or(0)
+    }
+
+    /// The compressed piece of base chunk `i`, compressing it first unless done before.
+    /// `data`, if given, must be chunk `i`'s bytes in the base (it saves reading them again).
+    ///
+    /// # Errors
+    /// Reading the base, compressing or writing the cache file failed.
+    pub fn piece(
+        &self,
+        i: u64,
+        data: Option<&[u8]>,
+        encoder: &mut ChunkEncoder,
+        bufs: &mut ChunkBuffers,
+    ) -> Result<CachedPiece, OutputError> {
+        let slot = usize::try_from(i)
+            .ok()
+            .and_then(|s| self.slots.get(s))
+            .ok_or_else(|| OutputError::Invalid(format!("chunk {i} is past the image end")))?;
+        let mut slot = slot.lock().map_err(|_| poisoned())?;
+        if let Some(piece) = *slot {
+            return Ok(piece);
+        }
+        let (offset, len) = self.layout.range(i);
+        let data = match data {
+            Some(d) => d,
+            None => {
+                bufs.input.resize(len, 0);
+                self.base
+                    .read_at(offset, &mut bufs.input)
+                    .map_err(|source| OutputError::Read { offset, source })?;
+                &bufs.input
+            }
+        };
+        bufs.output.clear();
+        let index_size =
+            encoder
+                .compress(data, &mut bufs.output)
+                .map_err(|source| OutputError::Compress {
+                    format: self.format,
+                    chunk: i,
+                    source,
+                })?;
+        let piece_len = bufs.output.len();
+        let at = {
+            let mut end = self.spill_end.lock().map_err(|_| poisoned())?;
+            let at = *end;
+            *end += piece_len as u64;
+            at
+        };
+        self.spill
+            .write_all_at(&bufs.output, at)
+            .map_err(OutputError::Cache)?;
+        let piece = CachedPiece {
+            offset: at,
+            len: piece_len,
+            index_size,
+        };
+        *slot = Some(piece);
+        self.compressed.fetch_add(1, Ordering::Relaxed);
+        Ok(piece)
+    }
+
+    /// Reads the bytes of `piece` into `out` (replacing its contents).
+    ///
+    /// # Errors
+    /// Reading the cache file failed.
+    pub fn read(&self, piece: &CachedPiece, out: &mut Vec<u8>) -> Result<(), OutputError> {
+        out.resize(piece.len, 0);
+        self.spill
+            .read_exact_at(out, piece.offset)
+            .map_err(OutputError::Cache)
+    }
+
+    /// Compresses, with up to `jobs` threads, every chunk `i` with `wanted[i]` that is not
+    /// cached yet. Progress is advanced by the uncompressed bytes of each chunk handled.
+    ///
+    /// # Errors
+    /// The first failure; the other threads stop at their next chunk.
+    pub fn prefill(
+        &self,
+        wanted: &[bool],
+        jobs: usize,
+        progress: &dyn Progress,
+    ) -> Result<(), OutputError> {
+        let todo: Vec<u64> = (0u64..)
+            .zip(wanted)
+            .filter(|&(i, &w)| w && !self.is_cached(i))
+            .map(|(i, _)| i)
+            .collect();
+        let next = AtomicU64::new(0);
+        let failed = AtomicBool::new(false);
+        let threads = jobs.clamp(1, todo.len().max(1));
+        let worker = || -> Result<(), OutputError> {
+            let mut encoder = self.encoder()?;
+            let mut bufs = ChunkBuffers::default();
+            while !failed.load(Ordering::Relaxed) {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = usize::try_from(k).ok().and_then(|k| todo.get(k)) else {
+                    break;
+                };
+                if let Err(e) = self.piece(i, None, &mut encoder, &mut bufs) {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                progress.advance(self.layout.range(i).1 as u64);
+            }
+            Ok(())
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
+            let mut result = Ok(());
+            for h in handles {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(OutputError::Cache(std::io::Error::other("worker panicked")))
+                });
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            result
+        })
+    }
+
+    fn is_cached(&self, i: u64) -> bool {
+        usize::try_from(i)
+            .ok()
+            .and_then(|s| self.slots.get(s))
+            .and_then(|s| s.lock().ok().map(|p| p.is_some()))
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::MemStorage;
+    use crate::progress::NoProgress;
+
+    fn base() -> Arc<dyn Storage> {
+        let bytes: Vec<u8> = (0..(1u32 << 20) + 5000)
+            .map(|i| u8::try_from(i / 4096 % 7).unwrap())
+            .collect();
+        Arc::new(MemStorage::new(bytes))
+    }
+
+    #[test]
+    fn compresses_each_chunk_once_and_reuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = base();
+        let layout = ChunkLayout::new(base.len(), 256 << 10).unwrap();
+        let cache = ChunkCache::new(
+            base,
+            layout,
+            Compression::Zstd,
+            Levels::default(),
+            dir.path(),
+        )
+        .unwrap();
+        let mut enc = cache.encoder().unwrap();
+        let mut bufs = ChunkBuffers::default();
+        let p = cache.piece(1, None, &mut enc, &mut bufs).unwrap();
+        let again = cache.piece(1, None, &mut enc, &mut bufs).unwrap();
+        assert_eq!(p, again);
+        assert_eq!(cache.compressed_chunks(), 1);
+        cache
+            .prefill(&[true, true, false, true, true], 3, &NoProgress)
+            .unwrap();
+        assert_eq!(
+            cache.compressed_chunks(),
+            4,
+            "chunk 2 not wanted, chunk 1 cached"
+        );
+        let mut out = Vec::new();
+        cache.read(&p, &mut out).unwrap();
+        let back = zstd::stream::decode_all(&out[..]).unwrap();
+        let mut want = vec![0u8; 256 << 10];
+        cache.base.read_at(256 << 10, &mut want).unwrap();
+        assert_eq!(back, want);
+        assert!(
+            cache.piece(5, None, &mut enc, &mut bufs).is_err(),
+            "past the end"
+        );
+    }
+
+    #[test]
+    fn raw_has_no_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ChunkLayout::new(1 << 20, 256 << 10).unwrap();
+        let r = ChunkCache::new(
+            base(),
+            layout,
+            Compression::None,
+            Levels::default(),
+            dir.path(),
+        );
+        assert!(matches!(r, Err(OutputError::Invalid(_))));
+    }
+}

@@ -1,0 +1,274 @@
+//! Building one node's outputs in a single sequential pass over its image.
+//!
+//! For each chunk, in order: read it from the node's image if anything needs its bytes (the
+//! image sha256, a streamed raw output, a dirty chunk, a bmap range still to hash), then hand
+//! each compressed output either the base's cached piece (clean chunk) or a freshly compressed
+//! one (dirty chunk). Every output is a [`PartialFile`] until all are complete; then they are
+//! renamed together ([`commit_all`]).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest as _, Sha256};
+
+use super::bmap::{RangeHasher, map_image, xml};
+use super::cache::{ChunkBuffers, ChunkCache};
+use super::codec::{ChunkEncoder, Container};
+use super::partial::{PartialFile, commit_all};
+use super::raw::{RawMethod, clone_and_patch};
+use super::spec::{NodeImage, NodeOutputs, NodeStats, OutputFile, OutputKind, OutputSpec};
+use super::{BaseCache, OutputError};
+use crate::io::BUF_SIZE;
+use crate::io::hashing::{HashingWriter, Sha256Digest};
+use crate::io::sniff::Compression;
+use crate::io::sparse::SparseWriter;
+use crate::progress::Progress;
+
+/// One compressed output being written.
+struct Sink {
+    format: Compression,
+    cache: Arc<ChunkCache>,
+    encoder: ChunkEncoder,
+    container: Container,
+    partial: PartialFile,
+    out: HashingWriter<BufWriter<File>>,
+}
+
+impl Sink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), OutputError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| OutputError::file("writing", self.partial.dest(), e))
+    }
+}
+
+/// Builds `node`'s outputs in `dir` as `spec` asks, from `cache`'s base. Advances `progress`
+/// by the image bytes handled (the caller starts and finishes the phase).
+///
+/// This runs on the calling thread: base chunks not cached yet are compressed here, one after
+/// the other. [`super::build_nodes`] (also for a single node) first compresses the base with
+/// several threads. `build_node` may be called from several threads at once with the same
+/// cache (from rayon, say); each base chunk is still compressed only once.
+///
+/// # Errors
+/// See [`OutputError`]; on error no output of this node stands under its final name.
+pub fn build_node(
+    cache: &BaseCache,
+    node: &NodeImage<'_>,
+    dir: &Path,
+    spec: &OutputSpec,
+    progress: &dyn Progress,
+) -> Result<NodeOutputs, OutputError> {
+    node.check_name()?;
+    let layout = cache.layout();
+    let len = node.disk().len();
+    if len != layout.image_len() {
+        return Err(OutputError::SizeMismatch {
+            node: len,
+            base: layout.image_len(),
+        });
+    }
+    let dirty = layout.dirty(node.changed_blocks());
+    let want_raw = spec.formats.contains(&Compression::None);
+
+    let bmap = if spec.bmap {
+        Some(map_image(node.disk()).map_err(OutputError::Bmap)?)
+    } else {
+        None
+    };
+    let mut ranges = bmap
+        .as_ref()
+        .map(|m| RangeHasher::new(m, node.changed_blocks(), cache));
+    let bmap_needs = ranges.as_ref().map(|r| r.needs(&layout));
+
+    // Raw output: a clone of the base file plus the changed blocks, or streamed.
+    let mut raw_partial = None;
+    let mut raw_method = None;
+    if want_raw {
+        let dest = dir.join(OutputSpec::image_file_name(node.name(), Compression::None));
+        let partial = PartialFile::create(&dest)?;
+        if let Some(base) = cache.base_file() {
+            let m = clone_and_patch(base, partial.file(), node.disk(), node.changed_blocks())
+                .map_err(|e| OutputError::file("writing", &dest, e))?;
+            raw_method = Some(m);
+        } else {
+            raw_method = Some(RawMethod::Streamed);
+        }
+        raw_partial = Some(partial);
+    }
+    let mut raw_stream = match (&raw_partial, raw_method) {
+        (Some(p), Some(RawMethod::Streamed)) => Some(SparseWriter::new(p.file())),
+        _ => None,
+    };
+
+    let mut sinks = Vec::new();
+    for &format in spec.formats.iter().filter(|f| f.is_compressed()) {
+        if sinks.iter().any(|s: &Sink| s.format == format) {
+            continue;
+        }
+        let dest = dir.join(OutputSpec::image_file_name(node.name(), format));
+        let partial = PartialFile::create(&dest)?;
+        let file = partial
+            .file()
+            .try_clone()
+            .map_err(|e| OutputError::file("opening", &dest, e))?;
+        let chunk_cache = cache.chunks(format)?;
+        let encoder = chunk_cache.encoder()?;
+        let container = Container::new(format);
+        let mut sink = Sink {
+            format,
+            cache: chunk_cache,
+            encoder,
+            partial,
+            out: HashingWriter::new(BufWriter::with_capacity(BUF_SIZE, file)),
+            container,
+        };
+        let header = sink.container.header();
+        sink.write(&header)?;
+        sinks.push(sink);
+    }
+
+    let mut image_hash = (spec.image_sha256 || want_raw).then(Sha256::new);
+    let mut stats = NodeStats {
+        chunks: layout.count(),
+        dirty_chunks: dirty.iter().filter(|&&d| d).count() as u64,
+        ..NodeStats::default()
+    };
+    let mut chunk = vec![0u8; layout.max_len()];
+    let mut piece = Vec::new();
+    let mut bufs = ChunkBuffers::default();
+    for (c, &is_dirty) in (0u64..).zip(&dirty) {
+        let (offset, clen) = layout.range(c);
+        let ci = usize::try_from(c).unwrap_or(usize::MAX);
+        let bmap_needs_it = bmap_needs
+            .as_ref()
+            .is_some_and(|n| n.get(ci).copied().unwrap_or(false));
+        let read = image_hash.is_some() || raw_stream.is_some() || is_dirty || bmap_needs_it;
+        let data = if read {
+            node.disk()
+                .read_at(offset, &mut chunk[..clen])
+                .map_err(|source| OutputError::Read { offset, source })?;
+            stats.bytes_read += clen as u64;
+            Some(&chunk[..clen])
+        } else {
+            None
+        };
+        if let (Some(h), Some(d)) = (image_hash.as_mut(), data) {
+            h.update(d);
+        }
+        if let (Some(r), Some(d)) = (ranges.as_mut(), data) {
+            r.feed(offset, d, cache);
+        }
+        if let (Some(w), Some(d), Some(p)) = (raw_stream.as_mut(), data, &raw_partial) {
+            w.write_all(d)
+                .map_err(|e| OutputError::file("writing", p.dest(), e))?;
+        }
+        for sink in &mut sinks {
+            let index_size = match data.filter(|_| is_dirty) {
+                Some(d) => {
+                    piece.clear();
+                    stats.compressed_pieces += 1;
+                    sink.encoder.compress(d, &mut piece).map_err(|source| {
+                        OutputError::Compress {
+                            format: sink.format,
+                            chunk: c,
+                            source,
+                        }
+                    })?
+                }
+                None => {
+                    let p = sink.cache.piece(c, data, &mut sink.encoder, &mut bufs)?;
+                    sink.cache.read(&p, &mut piece)?;
+                    stats.reused_pieces += 1;
+                    p.index_size
+                }
+            };
+            sink.container.push(index_size, clen as u64);
+            sink.write(&piece)?;
+        }
+        progress.advance(clen as u64);
+    }
+
+    let image_sha256 = image_hash.map(|h| Sha256Digest::from_bytes(h.finalize().into()));
+    let mut files = Vec::new();
+    let mut partials = Vec::new();
+    // Images in the order asked, then the bmap.
+    if let Some(w) = raw_stream {
+        let dest = raw_partial.as_ref().map(|p| p.dest().to_owned());
+        w.finish()
+            .map_err(|e| OutputError::file("writing", dest.unwrap_or_default(), e))?;
+    }
+    let mut raw_file = None;
+    if let Some(p) = raw_partial {
+        raw_file = Some(OutputFile {
+            path: p.dest().to_owned(),
+            kind: OutputKind::Image(Compression::None),
+            size: len,
+            sha256: image_sha256.ok_or_else(|| {
+                OutputError::Invalid("raw output without the image digest".into())
+            })?,
+        });
+        partials.push(p);
+    }
+    let mut compressed = Vec::new();
+    for mut sink in sinks {
+        let trailer = sink.container.trailer();
+        sink.write(&trailer)?;
+        let size = sink.out.byte_count();
+        let (writer, sha256) = sink.out.into_parts();
+        writer
+            .into_inner()
+            .map_err(|e| OutputError::file("writing", sink.partial.dest(), e.into_error()))?;
+        compressed.push(OutputFile {
+            path: sink.partial.dest().to_owned(),
+            kind: OutputKind::Image(sink.format),
+            size,
+            sha256,
+        });
+        partials.push(sink.partial);
+    }
+    for format in &spec.formats {
+        let found = if *format == Compression::None {
+            raw_file.take()
+        } else {
+            compressed
+                .iter()
+                .position(|f| f.kind == OutputKind::Image(*format))
+                .map(|i| compressed.remove(i))
+        };
+        files.extend(found);
+    }
+    let mut bmap_notes = Vec::new();
+    if let (Some(map), Some(ranges)) = (bmap, ranges) {
+        let digests = ranges
+            .finish()
+            .ok_or_else(|| OutputError::Invalid("a bmap range was not hashed".into()))?;
+        let text = xml::render(&map, &digests);
+        let dest = dir.join(OutputSpec::bmap_file_name(node.name()));
+        let mut partial = PartialFile::create(&dest)?;
+        partial
+            .file_mut()
+            .write_all(text.as_bytes())
+            .map_err(|e| OutputError::file("writing", &dest, e))?;
+        files.push(OutputFile {
+            path: dest,
+            kind: OutputKind::Bmap,
+            size: text.len() as u64,
+            sha256: Sha256Digest::of(text.as_bytes()),
+        });
+        partials.push(partial);
+        bmap_notes = map.notes;
+    }
+    commit_all(partials, spec.sync)?;
+    Ok(NodeOutputs {
+        name: node.name().to_owned(),
+        image_size: len,
+        image_sha256,
+        files,
+        raw_method,
+        bmap_notes,
+        stats,
+    })
+}

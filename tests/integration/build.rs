@@ -1,0 +1,344 @@
+//! `piimage build` end to end on the fixtures, checked with the real tools.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xtask::fixtures::{self, Fixture, Format};
+
+use crate::support::{
+    debugfs, debugfs_exists, e2fsck_clean, fsck_fat_clean, mtype, run, run_ok, sh,
+};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn piimage(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let cache = tempfile::tempdir().unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_piimage"));
+    c.args(args)
+        .arg("--quiet")
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .current_dir(repo());
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn build_ok(args: &[&str], envs: &[(&str, &str)]) {
+    let out = piimage(args, envs);
+    assert!(
+        out.status.success(),
+        "build {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn unxz(path: &Path) -> PathBuf {
+    let raw = path.with_extension("");
+    sh(
+        path.parent().unwrap(),
+        &format!("xz -dkc '{}' > '{}'", path.display(), raw.display()),
+    );
+    raw
+}
+
+/// A recipe next to the shipped ones (so their relative paths work) that adds a seed.
+fn seeded(name: &str, extends: &str) -> PathBuf {
+    let p = repo()
+        .join("target")
+        .join(format!("test-{name}-{}.yaml", std::process::id()));
+    std::fs::write(
+        &p,
+        format!("extends: ../recipes/{extends}\nseed: {{ env: PIIMAGE_TEST_SEED }}\n"),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn worker_recipe_on_bookworm() {
+    let out = tempfile::tempdir().unwrap();
+    let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
+    let recipe = seeded("worker", "worker.yaml");
+    let o = out.path().to_str().unwrap();
+    let args = [
+        "build",
+        recipe.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--out",
+        o,
+        "--node",
+        "worker-01",
+        "--node",
+        "worker-02",
+    ];
+    build_ok(&args, &[("PIIMAGE_TEST_SEED", "s3cret")]);
+    let info = fixtures::info(Fixture::RaspiosBookworm);
+    let img = unxz(&out.path().join("pico-worker-01.img.xz"));
+    let (boot, root) = (info.boot.offset(), info.root.offset());
+    e2fsck_clean(&img, root);
+    fsck_fat_clean(&img, boot, info.boot.size());
+    let cat = |p: &str| debugfs(&img, root, &format!("cat {p}"));
+    assert_eq!(cat("/etc/hostname"), "worker-01\n");
+    let hosts = cat("/etc/hosts");
+    for n in ["gw", "worker-01", "worker-08"] {
+        assert!(
+            hosts.contains(&format!("{n}.pico.lan {n}\n")),
+            "{n} missing from\n{hosts}"
+        );
+    }
+    assert!(
+        hosts.contains("127.0.1.1\tworker-01.pico.lan worker-01\n"),
+        "{hosts}"
+    );
+    // The default user pi became admin (uid 1000), with the shipped key; pi is gone.
+    let passwd = cat("/etc/passwd");
+    assert!(passwd.contains("\nadmin:x:1000:1000:"), "{passwd}");
+    assert!(!passwd.contains("\npi:"), "{passwd}");
+    let keys = cat("/home/admin/.ssh/authorized_keys");
+    let shipped = std::fs::read_to_string(repo().join("recipes/keys/admin.pub")).unwrap();
+    assert_eq!(keys.trim(), shipped.trim());
+    let st = debugfs(&img, root, "stat /home/admin/.ssh/authorized_keys");
+    assert!(
+        st.contains("Mode:  0600") && st.contains("User:  1000"),
+        "{st}"
+    );
+    // The first-boot user wizard is disarmed, sshd enabled with the baked key kept.
+    assert!(!debugfs_exists(
+        &img,
+        root,
+        "/etc/systemd/system/multi-user.target.wants/userconfig.service"
+    ));
+    assert!(!debugfs_exists(
+        &img,
+        root,
+        "/etc/systemd/system/multi-user.target.wants/regenerate_ssh_host_keys.service"
+    ));
+    assert!(
+        debugfs(
+            &img,
+            root,
+            "stat /etc/systemd/system/multi-user.target.wants/ssh.service"
+        )
+        .contains("/usr/lib/systemd/system/ssh.service")
+    );
+    // The baked host key is the one in known_hosts, and sshd accepts the config with it.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("hostkey");
+    debugfs(
+        &img,
+        root,
+        &format!("dump /etc/ssh/ssh_host_ed25519_key {}", key.display()),
+    );
+    sh(dir.path(), "chmod 600 hostkey");
+    let public = run_ok("ssh-keygen", &["-y", "-f", key.to_str().unwrap()]);
+    let public: String = public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kh = std::fs::read_to_string(out.path().join("known_hosts")).unwrap();
+    assert!(
+        kh.contains(&format!(
+            "worker-01,worker-01.pico.lan,10.42.0.11 {}",
+            public.trim()
+        )),
+        "{kh}\n{public}"
+    );
+    let conf = dir.path().join("sshd_config");
+    std::fs::write(
+        &conf,
+        cat("/etc/ssh/sshd_config.d/10-piimage.conf")
+            .replace("/etc/ssh/ssh_host_ed25519_key", key.to_str().unwrap()),
+    )
+    .unwrap();
+    std::fs::create_dir_all("/run/sshd").ok();
+    run_ok("sshd", &["-t", "-f", conf.to_str().unwrap()]);
+    // NetworkManager keyfile, 0600 root.
+    let nm = debugfs(
+        &img,
+        root,
+        "stat /etc/NetworkManager/system-connections/eth0.nmconnection",
+    );
+    assert!(
+        nm.contains("Mode:  0600") && nm.contains("User:     0"),
+        "{nm}"
+    );
+    assert!(
+        cat("/etc/NetworkManager/system-connections/eth0.nmconnection")
+            .contains("address1=10.42.0.11/24,10.42.0.1\n")
+    );
+    // Boot settings, k3s overlay rendered, the NFS mount.
+    let cmdline = String::from_utf8(mtype(&img, boot, "/cmdline.txt")).unwrap();
+    assert!(
+        cmdline
+            .trim_end()
+            .ends_with("cgroup_memory=1 cgroup_enable=memory"),
+        "{cmdline}"
+    );
+    assert!(cat("/etc/rancher/k3s/config.yaml").contains("node-name: worker-01"));
+    assert!(
+        cat("/etc/fstab")
+            .contains("nas:/export/pico\t/mnt/shared\tnfs\tdefaults,_netdev,nofail\t0\t0")
+    );
+    // A new disk id, the same in the MBR, cmdline.txt and fstab.
+    let dump = run_ok("sfdisk", &["--dump", img.to_str().unwrap()]);
+    let id = dump
+        .lines()
+        .find_map(|l| l.strip_prefix("label-id: 0x"))
+        .unwrap()
+        .to_owned();
+    assert_ne!(id, format!("{:08x}", info.disk_id));
+    assert!(
+        cmdline.contains(&format!("root=PARTUUID={id}-02")),
+        "{cmdline}"
+    );
+    assert!(cat("/etc/fstab").contains(&format!("PARTUUID={id}-01")));
+    // SHA256SUMS verifies; the bmap is accepted by bmaptool.
+    sh(out.path(), "sha256sum -c --quiet SHA256SUMS");
+    let dest = out.path().join("copy.img");
+    run_ok(
+        "bmaptool",
+        &[
+            "copy",
+            "--bmap",
+            out.path().join("pico-worker-01.img.bmap").to_str().unwrap(),
+            out.path().join("pico-worker-01.img.xz").to_str().unwrap(),
+            dest.to_str().unwrap(),
+        ],
+    );
+    e2fsck_clean(&dest, root);
+
+    // The Raspberry Pi Imager manifest lists both images as already customised.
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.path().join("pico.rpi-imager-manifest")).unwrap(),
+    )
+    .unwrap();
+    let list = m["os_list"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for e in list {
+        assert_eq!(e["init_format"], "none");
+        let url = e["url"].as_str().unwrap();
+        let path = url.strip_prefix("file://").unwrap();
+        assert!(Path::new(path).is_file(), "{url}");
+        assert_eq!(
+            e["image_download_size"],
+            std::fs::metadata(path).unwrap().len()
+        );
+    }
+
+    // Same seed, same recipe, same base: byte-identical outputs.
+    let again = tempfile::tempdir().unwrap();
+    let args2 = [
+        "build",
+        recipe.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--out",
+        again.path().to_str().unwrap(),
+        "--node",
+        "worker-01",
+        "--node",
+        "worker-02",
+    ];
+    build_ok(&args2, &[("PIIMAGE_TEST_SEED", "s3cret")]);
+    for f in ["SHA256SUMS", "known_hosts", "pico-worker-02.img.bmap"] {
+        assert_eq!(
+            std::fs::read(out.path().join(f)).unwrap(),
+            std::fs::read(again.path().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    std::fs::remove_file(&recipe).ok();
+}
+
+#[test]
+fn ubuntu_worker_bakes_and_seeds_cloud_init() {
+    let out = tempfile::tempdir().unwrap();
+    let base = fixtures::fixture_path(Fixture::Ubuntu2404, Format::Zst).unwrap();
+    let o = out.path().to_str().unwrap();
+    build_ok(
+        &[
+            "build",
+            "recipes/ubuntu-worker.yaml",
+            "--base",
+            base.to_str().unwrap(),
+            "--out",
+            o,
+        ],
+        &[],
+    );
+    let info = fixtures::info(Fixture::Ubuntu2404);
+    let image = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".img.xz"))
+        .expect("an .img.xz output");
+    let img = unxz(&image);
+    let (boot, root) = (info.boot.offset(), info.root.offset());
+    e2fsck_clean(&img, root);
+    fsck_fat_clean(&img, boot, info.boot.size());
+    let dir = tempfile::tempdir().unwrap();
+    // The seed on system-boot passes cloud-init's schema and has a per-node instance id.
+    let ud = dir.path().join("user-data");
+    std::fs::write(&ud, mtype(&img, boot, "/user-data")).unwrap();
+    run_ok(
+        "cloud-init",
+        &["schema", "--config-file", ud.to_str().unwrap()],
+    );
+    let md = String::from_utf8(mtype(&img, boot, "/meta-data")).unwrap();
+    assert!(md.starts_with("instance-id: \""), "{md}");
+    // The baked netplan generates, and the guard keeps cloud-init off the baked settings.
+    let np = debugfs(&img, root, "cat /etc/netplan/90-piimage.yaml");
+    std::fs::create_dir_all(dir.path().join("etc/netplan")).unwrap();
+    let npf = dir.path().join("etc/netplan/90-piimage.yaml");
+    std::fs::write(&npf, np).unwrap();
+    sh(dir.path(), "chmod 600 etc/netplan/90-piimage.yaml");
+    run_ok(
+        "netplan",
+        &["generate", "--root-dir", dir.path().to_str().unwrap()],
+    );
+    let guard = debugfs(&img, root, "cat /etc/cloud/cloud.cfg.d/99-piimage.cfg");
+    assert!(
+        guard.contains("manage_etc_hosts: false") && guard.contains("network:\n  config: disabled"),
+        "{guard}"
+    );
+    let g = dir.path().join("guard");
+    std::fs::write(&g, format!("#cloud-config\n{guard}")).unwrap();
+    run_ok(
+        "cloud-init",
+        &["schema", "--config-file", g.to_str().unwrap()],
+    );
+    // Ubuntu names partitions by label: cmdline and fstab untouched there.
+    let cmdline = String::from_utf8(mtype(&img, boot, "/cmdline.txt")).unwrap();
+    assert!(cmdline.contains("root=LABEL=writable"), "{cmdline}");
+}
+
+#[test]
+fn a_broken_recipe_builds_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("bad.yaml");
+    std::fs::write(&r, "cluster: { name: lab }\nbase: { path: nope.img }\nnodes:\n  - name: n1\n    adress: 10.0.0.1\n").unwrap();
+    let o = piimage(
+        &[
+            "build",
+            r.to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.yaml:5:5") && err.contains("adress"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    let _ = run;
+}
