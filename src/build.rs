@@ -29,6 +29,8 @@ use crate::plan::node::{NodePlan, plan_node};
 use crate::plan::profile::Profile;
 use crate::progress::Progress;
 use crate::recipe::{OutputFormat, ResolvedRecipe};
+use crate::secrets::hostkey::ed25519;
+use crate::secrets::rng::derived_rng;
 
 use crate::pipeline::identity::set_disk_id;
 use crate::pipeline::{Layout, apply_node};
@@ -258,7 +260,7 @@ pub fn build(
         )?);
     }
     let mut cluster_files = vec![write_sha256sums(&dir, &outputs, true)?];
-    cluster_files.extend(write_cluster_files(recipe, &plans, &dir)?);
+    cluster_files.extend(write_cluster_files(recipe, &plans, &seed, &dir)?);
     if recipe.output.imager_manifest {
         cluster_files.push(write_manifest(recipe, &outputs, &dir)?);
     }
@@ -269,10 +271,13 @@ pub fn build(
     })
 }
 
-/// Writes `hosts`, `known_hosts`, `ssh_config` and `inventory.yaml` into `dir`.
+/// Writes `hosts`, `known_hosts`, `ssh_config` and `inventory.yaml` into `dir`. With a recipe
+/// seed, host keys derive from it, so `known_hosts` also names the cluster's nodes this build
+/// did not make (their images, built from the same seed, carry the same keys).
 pub fn write_cluster_files(
     recipe: &ResolvedRecipe,
     plans: &[NodePlan],
+    seed: &[u8],
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
     let nodes: Vec<ClusterNode> = recipe
@@ -285,9 +290,16 @@ pub fn write_cluster_files(
                 fqdn: n.fqdn.clone(),
                 address: n.address.map(|a| a.ip.to_string()),
                 role: n.role.clone(),
-                host_key: plan
-                    .and_then(|p| p.host_key.as_ref())
-                    .map(|k| k.public_key.clone()),
+                host_key: match plan {
+                    Some(p) => p.host_key.as_ref().map(|k| k.public_key.clone()),
+                    None if recipe.seed.is_some()
+                        && n.ssh.host_keys == crate::recipe::HostKeys::Generate =>
+                    {
+                        let mut rng = derived_rng(seed, "ssh-host-ed25519", &n.name);
+                        ed25519(&n.hostname, &mut rng).ok().map(|k| k.public_key)
+                    }
+                    None => None,
+                },
                 user: plan.and_then(|p| p.login_user.clone()).or_else(|| {
                     n.users
                         .iter()

@@ -4,7 +4,7 @@ mod cli;
 
 use clap::Parser;
 
-use cli::{Cli, Command, EXIT_FAILURE, EXIT_NOT_IMPLEMENTED};
+use cli::{Cli, Command, EXIT_FAILURE};
 
 fn main() {
     let args = Cli::parse();
@@ -12,10 +12,7 @@ fn main() {
         Command::Inspect(a) => cli::inspect::run(a, &args.global),
         Command::Validate(a) => cli::validate::run(a),
         Command::Build(a) => cli::build::run(a, &args.global),
-        Command::Plan(_) => {
-            eprintln!("error: `piimage plan` is not implemented yet");
-            std::process::exit(EXIT_NOT_IMPLEMENTED);
-        }
+        Command::Plan(a) => cli::plan::run(a, &args.global),
     };
     if let Err(err) = result {
         eprintln!("error: {}", error_chain(&err));

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod inspect;
+pub mod plan;
 pub mod progress;
 pub mod validate;
 
@@ -11,11 +12,9 @@ use clap::{Args, Parser, Subcommand};
 
 /// Exit code for errors in the work itself (bad image, bad recipe, I/O).
 pub const EXIT_FAILURE: i32 = 1;
-/// Exit code for a subcommand that is not implemented yet.
-pub const EXIT_NOT_IMPLEMENTED: i32 = 3;
 
 const AFTER_HELP: &str = "\
-Exit status: 0 on success, 1 on error, 2 on a usage error, 3 for a subcommand not implemented yet.
+Exit status: 0 on success, 1 on error, 2 on a usage error.
 
 Images are read without root, loop devices or mounts. Base images are never modified;
 compressed and downloaded images are kept in the cache ($XDG_CACHE_HOME/piimage, else
@@ -53,8 +52,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Build one image per node from a recipe.
     Build(build::BuildArgs),
-    /// Show every file a build would write, per node, without writing an image (not implemented yet).
-    Plan(RecipeArgs),
+    /// Show every file a build would write, per node, with diffs, without writing an image.
+    Plan(plan::PlanArgs),
     /// Check a recipe without opening or downloading any image; print a summary.
     Validate(validate::ValidateArgs),
 }

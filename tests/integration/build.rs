@@ -149,6 +149,12 @@ fn worker_recipe_on_bookworm() {
         )),
         "{kh}\n{public}"
     );
+    // With a seed, known_hosts names every node of the cluster, built here or not.
+    assert_eq!(kh.lines().count(), 9, "{kh}");
+    assert!(
+        kh.contains("gw,gw.pico.lan,192.168.1.50 ssh-ed25519 "),
+        "{kh}"
+    );
     let conf = dir.path().join("sshd_config");
     std::fs::write(
         &conf,
@@ -341,4 +347,37 @@ fn a_broken_recipe_builds_nothing() {
     );
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
     let _ = run;
+}
+
+#[test]
+fn plan_shows_files_and_diffs_and_writes_no_image() {
+    let base = fixtures::fixture_path(Fixture::RaspiosTrixie, Format::Raw).unwrap();
+    let before = std::fs::read_dir(repo().join("out"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let o = piimage(
+        &[
+            "plan",
+            "recipes/gateway.yaml",
+            "--base",
+            base.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("node gw ("), "{text}");
+    for want in [
+        "write   root:/etc/hostname  0644 0:0  3 bytes",
+        "      - raspberrypi\n      + gw\n",
+        "write   root:/home/admin/.ssh/authorized_keys  0600 1000:1000",
+        "edit    boot:/cmdline.txt",
+        "write   boot:/meta-data",
+    ] {
+        assert!(text.contains(want), "{want:?} not in\n{text}");
+    }
+    let after = std::fs::read_dir(repo().join("out"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(before, after, "plan wrote into the output directory");
 }
