@@ -207,6 +207,12 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport> {
+    if recipe.output.size.is_some() {
+        bail!(
+            "output.size: growing the image to a card size is not implemented yet; remove it \
+             (Raspberry Pi OS and Ubuntu grow the root partition on first boot)"
+        );
+    }
     let base_image = source::resolve(&recipe.base, cache, progress)?;
     let base = prepare_base(&base_image.raw_path)?;
     let seed = seed_bytes(recipe)?;
@@ -219,6 +225,8 @@ pub fn build(
         .clone()
         .unwrap_or_else(|| recipe.output.dir.clone());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Partial files left by an interrupted earlier build (never under a final name).
+    crate::output::sweep_partials(&dir)?;
     let spec = output_spec(recipe);
     let storage: Arc<dyn crate::disk::Storage> = base.storage.clone();
     let base_cache = BaseCache::new(storage, CacheConfig::new(&dir))?.with_base_file(&base.path);

@@ -381,3 +381,206 @@ fn plan_shows_files_and_diffs_and_writes_no_image() {
         .unwrap_or(0);
     assert_eq!(before, after, "plan wrote into the output directory");
 }
+
+/// Every recipe section, built on every fixture and read back.
+#[test]
+fn every_section_on_every_fixture() {
+    let recipe = repo().join("tests/fixtures/recipes/all-sections.yaml");
+    for fixture in Fixture::ALL {
+        let info = fixtures::info(fixture);
+        let out = tempfile::tempdir().unwrap();
+        let base = fixtures::fixture_path(fixture, Format::Raw).unwrap();
+        build_ok(
+            &[
+                "build",
+                recipe.to_str().unwrap(),
+                "--base",
+                base.to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
+            ],
+            &[("PIIMAGE_TEST_PASSWORD", "hunter22")],
+        );
+        let img = out.path().join("n1.img");
+        let (boot, root) = (info.boot.offset(), info.root.offset());
+        let case = info.name;
+        e2fsck_clean(&img, root);
+        fsck_fat_clean(&img, boot, info.boot.size());
+        let cat = |p: &str| debugfs(&img, root, &format!("cat {p}"));
+        let stat = |p: &str| debugfs(&img, root, &format!("stat {p}"));
+        let meta = |p: &str, mode: &str, uid: u32| {
+            let s = stat(p);
+            assert!(
+                s.contains(&format!("Mode:  {mode}")) && s.contains(&format!("User: {uid:>5}")),
+                "{case} {p}: {s}"
+            );
+        };
+        let ubuntu = fixture == Fixture::Ubuntu2404;
+
+        // users and default user
+        let passwd = cat("/etc/passwd");
+        assert!(
+            passwd.contains("\nalice:x:1500:1500:Alice:/home/alice:/bin/bash\n"),
+            "{case}: {passwd}"
+        );
+        assert!(passwd.lines().any(|l| l.starts_with("bob:x:")), "{case}");
+        assert!(
+            !passwd.lines().any(|l| l.starts_with("pi:")),
+            "{case}: pi not removed"
+        );
+        assert!(!debugfs_exists(&img, root, "/home/pi"), "{case}");
+        let shadow = cat("/etc/shadow");
+        let hash = shadow
+            .lines()
+            .find_map(|l| l.strip_prefix("alice:"))
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .to_owned();
+        let ok = run_ok(
+            "python3",
+            &[
+                "-W",
+                "ignore",
+                "-c",
+                &format!("import crypt; print(crypt.crypt('hunter22', {hash:?}) == {hash:?})"),
+            ],
+        );
+        assert_eq!(ok.trim(), "True", "{case}: {hash}");
+        assert!(
+            shadow.lines().any(|l| l.starts_with("bob:!")),
+            "{case}: bob not locked"
+        );
+        assert!(
+            cat("/etc/group")
+                .lines()
+                .any(|l| l.starts_with("adm:") && l.contains("alice")),
+            "{case}"
+        );
+        meta("/etc/sudoers.d/010_piimage-alice", "0440", 0);
+        assert_eq!(
+            cat("/etc/sudoers.d/010_piimage-bob"),
+            "bob ALL=(ALL) NOPASSWD: ALL\n"
+        );
+        meta("/home/alice", if ubuntu { "0750" } else { "0700" }, 1500);
+        meta("/home/alice/.ssh/authorized_keys", "0600", 1500);
+        assert!(
+            debugfs_exists(&img, root, "/home/alice/.bashrc"),
+            "{case}: skel not copied"
+        );
+        // ssh
+        let dropin = cat("/etc/ssh/sshd_config.d/10-piimage.conf");
+        assert!(
+            dropin.contains("PasswordAuthentication yes\n") && dropin.contains("MaxAuthTries 4\n"),
+            "{case}: {dropin}"
+        );
+        meta("/etc/ssh/ssh_host_ed25519_key", "0600", 0);
+        // hosts
+        let hosts = cat("/etc/hosts");
+        assert!(
+            hosts.contains("10.9.0.12\tn2.lab.test n2\n")
+                && hosts.contains("10.9.0.5\tnas.lab.test nas\n"),
+            "{case}: {hosts}"
+        );
+        // network
+        let psk = piimage::secrets::wifi::psk("LabNet", "correct-horse").unwrap();
+        if ubuntu {
+            let np = cat("/etc/netplan/90-piimage.yaml");
+            assert!(
+                np.contains("\"10.9.0.11/24\"")
+                    && np.contains(&psk)
+                    && np.contains("via: \"10.9.0.1\""),
+                "{case}: {np}"
+            );
+            meta("/etc/netplan/90-piimage.yaml", "0600", 0);
+        } else {
+            let eth = cat("/etc/NetworkManager/system-connections/eth0.nmconnection");
+            assert!(
+                eth.contains("address1=10.9.0.11/24,10.9.0.1\n") && eth.contains("dns=10.9.0.1;\n"),
+                "{case}: {eth}"
+            );
+            let wlan = cat("/etc/NetworkManager/system-connections/wlan0.nmconnection");
+            assert!(
+                wlan.contains("ssid=LabNet\n") && wlan.contains(&format!("psk={psk}\n")),
+                "{case}: {wlan}"
+            );
+            meta(
+                "/etc/NetworkManager/system-connections/wlan0.nmconnection",
+                "0600",
+                0,
+            );
+        }
+        assert!(
+            cat("/etc/sysctl.d/90-piimage-forwarding.conf").contains("net.ipv4.ip_forward=1"),
+            "{case}"
+        );
+        // boot
+        let cmdline = String::from_utf8(mtype(&img, boot, "/cmdline.txt")).unwrap();
+        assert!(
+            cmdline.contains(" cgroup_memory=1")
+                && !cmdline.split_whitespace().any(|t| t == "quiet"),
+            "{case}: {cmdline}"
+        );
+        assert_eq!(
+            cmdline.contains("cfg80211.ieee80211_regdom=GB"),
+            !ubuntu,
+            "{case}: {cmdline}"
+        );
+        let config = String::from_utf8(mtype(&img, boot, "/config.txt")).unwrap();
+        assert!(
+            config.contains("dtparam=i2c_arm=on\n") && config.contains("arm_boost=1\n"),
+            "{case}"
+        );
+        // mounts
+        assert!(
+            cat("/etc/fstab")
+                .contains("nas:/export/lab\t/mnt/lab\tnfs\tdefaults,_netdev,nofail\t0\t0"),
+            "{case}"
+        );
+        assert!(stat("/mnt/lab").contains("Type: directory"), "{case}");
+        // time zone, locale, keyboard
+        assert!(
+            stat("/etc/localtime").contains("\"/usr/share/zoneinfo/Europe/Berlin\""),
+            "{case}"
+        );
+        assert_eq!(cat("/etc/timezone"), "Europe/Berlin\n");
+        assert_eq!(cat("/etc/default/locale"), "LANG=C.UTF-8\n");
+        let kb = cat("/etc/default/keyboard");
+        assert!(
+            kb.contains("XKBLAYOUT=\"de\"\n") && kb.contains("XKBMODEL=\"pc105\"\n"),
+            "{case}: {kb}"
+        );
+        // services
+        assert!(
+            stat("/etc/systemd/system/multi-user.target.wants/cron.service")
+                .contains("/usr/lib/systemd/system/cron.service"),
+            "{case}"
+        );
+        assert!(
+            stat("/etc/systemd/system/bluetooth.service").contains("\"/dev/null\""),
+            "{case}"
+        );
+        // overlay template
+        assert_eq!(
+            cat("/etc/piimage/node.conf"),
+            "node=n1 role=worker cluster=lab\n"
+        );
+        assert_eq!(cat("/etc/piimage/static.txt"), "static file\n");
+        // cloud-init images: the guard and a per-node seed that passes the schema
+        if info.cloud_init.is_some() {
+            assert!(
+                cat("/etc/cloud/cloud.cfg.d/99-piimage.cfg").contains("manage_etc_hosts: false"),
+                "{case}"
+            );
+            let md = String::from_utf8(mtype(&img, boot, "/meta-data")).unwrap();
+            assert!(md.contains("instance-id: \"lab-n1\""), "{case}: {md}");
+            let ud = out.path().join("user-data");
+            std::fs::write(&ud, mtype(&img, boot, "/user-data")).unwrap();
+            run_ok(
+                "cloud-init",
+                &["schema", "--config-file", ud.to_str().unwrap()],
+            );
+        }
+    }
+}
