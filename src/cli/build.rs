@@ -4,8 +4,6 @@ use anyhow::Context;
 use clap::Args;
 
 use piimage::build::{BuildOptions, build};
-use piimage::disk::source::Cache;
-use piimage::recipe::{self, LoadOptions};
 
 use super::progress::Bars;
 use super::{GlobalArgs, RecipeArgs};
@@ -39,15 +37,8 @@ pub struct BuildArgs {
 
 /// Runs `piimage build`.
 pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    let options = LoadOptions {
-        base: args.recipe.base.clone(),
-        skip_secrets: false,
-    };
-    let resolved = recipe::load(&args.recipe.recipe, &options)?;
-    let cache = match &global.cache_dir {
-        Some(dir) => Cache::at(dir),
-        None => Cache::from_env()?,
-    };
+    let resolved = args.recipe.load(false)?;
+    let cache = global.cache()?;
     let bars = Bars::new(global.quiet);
     let opts = BuildOptions {
         jobs: args.jobs,

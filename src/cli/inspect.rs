@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 
-use piimage::disk::source::{self, BaseSpec, Cache};
+use piimage::disk::source::{self, BaseSpec};
 use piimage::io::hashing::Sha256Digest;
 
 use super::GlobalArgs;
@@ -33,10 +33,7 @@ pub struct InspectArgs {
 
 /// Runs `piimage inspect`.
 pub fn run(args: &InspectArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    let cache = match &global.cache_dir {
-        Some(dir) => Cache::at(dir),
-        None => Cache::from_env()?,
-    };
+    let cache = global.cache()?;
     let spec = BaseSpec::parse(&args.image, args.sha256)?;
     let bars = Bars::new(global.quiet);
     let base = source::resolve(&spec, &cache, &bars)?;

@@ -71,6 +71,27 @@ pub struct RecipeArgs {
     pub base: Option<PathBuf>,
 }
 
+impl GlobalArgs {
+    /// The cache: `--cache-dir`, else `$XDG_CACHE_HOME/piimage` or `~/.cache/piimage`.
+    pub fn cache(&self) -> anyhow::Result<piimage::disk::source::Cache> {
+        Ok(match &self.cache_dir {
+            Some(dir) => piimage::disk::source::Cache::at(dir),
+            None => piimage::disk::source::Cache::from_env()?,
+        })
+    }
+}
+
+impl RecipeArgs {
+    /// Loads and validates the recipe, with `--base` applied.
+    pub fn load(&self, skip_secrets: bool) -> anyhow::Result<piimage::recipe::ResolvedRecipe> {
+        let options = piimage::recipe::LoadOptions {
+            base: self.base.clone(),
+            skip_secrets,
+        };
+        Ok(piimage::recipe::load(&self.recipe, &options)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

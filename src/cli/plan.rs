@@ -8,11 +8,10 @@ use clap::Args;
 
 use piimage::build::{PreparedBase, plan_all, prepare_base, seed_bytes};
 use piimage::disk::Window;
-use piimage::disk::source::{self, Cache};
+use piimage::disk::source;
 use piimage::fs::ext4::Ext4Reader;
 use piimage::fs::fat::FatReader;
 use piimage::ops::{FileOp, Part, apply_text_edit};
-use piimage::recipe::{self, LoadOptions};
 
 use super::progress::Bars;
 use super::{GlobalArgs, RecipeArgs};
@@ -190,15 +189,8 @@ fn fold(ops: &[FileOp], files: &BaseFiles) -> Vec<Touched> {
 
 /// Runs `piimage plan`.
 pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    let options = LoadOptions {
-        base: args.recipe.base.clone(),
-        skip_secrets: false,
-    };
-    let resolved = recipe::load(&args.recipe.recipe, &options)?;
-    let cache = match &global.cache_dir {
-        Some(dir) => Cache::at(dir),
-        None => Cache::from_env()?,
-    };
+    let resolved = args.recipe.load(false)?;
+    let cache = global.cache()?;
     let base_image = source::resolve(&resolved.base, &cache, &Bars::new(global.quiet))?;
     let base = prepare_base(&base_image.raw_path)?;
     let seed = seed_bytes(&resolved)?;

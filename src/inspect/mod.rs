@@ -235,17 +235,17 @@ pub fn parse_config_txt(text: &str) -> Vec<ConfigSection> {
     out
 }
 
-struct ExtProbe<'a>(&'a Ext4Reader);
-
-impl firstboot::RootProbe for ExtProbe<'_> {
+/// A root filesystem read with `ext4-view`, as first-boot detection sees it (read errors
+/// count as absent).
+impl firstboot::RootProbe for Ext4Reader {
     fn exists(&self, path: &str) -> bool {
-        self.0.exists(path).unwrap_or(false)
+        Ext4Reader::exists(self, path).unwrap_or(false)
     }
     fn read_text(&self, path: &str) -> Option<String> {
-        self.0.read_text(path).ok().flatten()
+        Ext4Reader::read_text(self, path).ok().flatten()
     }
     fn list(&self, path: &str) -> Vec<String> {
-        self.0.list(path).unwrap_or_default()
+        Ext4Reader::list(self, path).unwrap_or_default()
     }
 }
 
@@ -401,7 +401,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
             os.as_ref().map(|o| o.family),
             &cmdline_tokens,
             &boot_files,
-            &ExtProbe(reader),
+            reader,
         ));
     }
 

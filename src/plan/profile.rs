@@ -5,7 +5,7 @@
 
 use crate::fs::ext4::Ext4Reader;
 use crate::inspect::accounts::{User, regular_users};
-use crate::inspect::firstboot::{self, FirstBoot, Mechanism, RootProbe};
+use crate::inspect::firstboot::{self, FirstBoot, Mechanism};
 use crate::inspect::os::{OsFamily, OsInfo};
 
 /// A file or directory of `/etc/skel`, copied into each new home.
@@ -58,20 +58,6 @@ fn ids(table: &str) -> Vec<(String, u32)> {
 #[derive(Debug, thiserror::Error)]
 #[error("reading the base image's root filesystem: {0}")]
 pub struct ProfileError(#[from] crate::fs::ext4::Ext4Error);
-
-struct Probe<'a>(&'a Ext4Reader);
-
-impl RootProbe for Probe<'_> {
-    fn exists(&self, path: &str) -> bool {
-        self.0.exists(path).unwrap_or(false)
-    }
-    fn read_text(&self, path: &str) -> Option<String> {
-        self.0.read_text(path).ok().flatten()
-    }
-    fn list(&self, path: &str) -> Vec<String> {
-        self.0.list(path).unwrap_or_default()
-    }
-}
 
 fn skel(
     reader: &Ext4Reader,
@@ -144,7 +130,7 @@ impl Profile {
             .filter(|g| !g.is_empty() && !g.starts_with('#'))
             .map(str::to_owned)
             .collect();
-        let first_boot = firstboot::detect(Some(family), cmdline, boot_files, &Probe(reader));
+        let first_boot = firstboot::detect(Some(family), cmdline, boot_files, reader);
         let mut home_trees = Vec::new();
         for u in &users {
             let mut paths = Vec::new();
