@@ -254,8 +254,11 @@ pub fn build(
             .iter()
             .zip(&disks)
             .map(|(p, d)| {
-                let node = recipe.node(&p.name).expect("planned nodes exist");
-                NodeImage::from_cow(recipe.output.file_stem(&recipe.cluster.name, node), &**d)
+                let stem = recipe.node(&p.name).map_or_else(
+                    || p.name.clone(),
+                    |n| recipe.output.file_stem(&recipe.cluster.name, n),
+                );
+                NodeImage::from_cow(stem, &**d)
             })
             .collect::<std::io::Result<_>>()?;
         outputs.extend(build_nodes(

@@ -11,7 +11,6 @@ pub mod cluster;
 pub mod hosts;
 pub mod network;
 pub mod node;
-pub mod overlay;
 pub mod profile;
 pub mod ssh;
 pub mod system;
