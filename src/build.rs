@@ -195,7 +195,9 @@ fn output_spec(recipe: &ResolvedRecipe) -> OutputSpec {
     OutputSpec {
         formats,
         bmap,
-        image_sha256: true,
+        // A full read and hash of every node's image: only the Imager manifest needs it
+        // (`extract_sha256`; a raw output's own digest is that hash anyway).
+        image_sha256: recipe.output.imager_manifest,
         sync: true,
     }
 }
@@ -332,15 +334,21 @@ pub fn write_cluster_files(
         ),
         ("inventory.yaml", inventory(&nodes)),
     ];
-    let mut out = Vec::new();
-    for (name, text) in files {
-        let p = dir.join(name);
-        let tmp = dir.join(format!(".{name}.partial"));
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &p)?;
-        out.push(p);
-    }
-    Ok(out)
+    files
+        .into_iter()
+        .map(|(name, text)| write_whole(&dir.join(name), &text))
+        .collect()
+}
+
+/// Writes `text` to `path` through a partial file renamed into place when complete, as every
+/// output is.
+fn write_whole(path: &Path, text: &str) -> Result<PathBuf> {
+    use std::io::Write as _;
+    let mut f = crate::output::PartialFile::create(path)?;
+    f.file_mut()
+        .write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(f.commit(true)?)
 }
 
 /// Writes `CLUSTER.rpi-imager-manifest` listing every node image (`init_format: none`: the
@@ -386,8 +394,5 @@ pub fn write_manifest(
     let path = dir.join(crate::output::manifest::Manifest::file_name(
         &recipe.cluster.name,
     ));
-    let tmp = dir.join(".manifest.partial");
-    std::fs::write(&tmp, m.to_json())?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(path)
+    write_whole(&path, &m.to_json())
 }

@@ -17,6 +17,7 @@
 )]
 
 pub mod build;
+mod civil;
 pub mod disk;
 pub mod fs;
 pub mod inspect;

@@ -81,6 +81,24 @@ impl Overlay {
     }
 }
 
+/// The pieces of the byte range `[offset, offset + len)` by overlay block:
+/// (block index, offset inside the block, length, position in the caller's buffer).
+fn spans(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, usize)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= len {
+            return None;
+        }
+        let pos = offset + at as u64;
+        // Always below COW_BLOCK, so it fits.
+        let within = usize::try_from(pos % COW_BLOCK_U64).unwrap_or(0);
+        let n = (COW_BLOCK - within).min(len - at);
+        let span = (pos / COW_BLOCK_U64, within, n, at);
+        at += n;
+        Some(span)
+    })
+}
+
 /// A disk whose writes go to an overlay over a read-only base.
 pub struct CowDisk<B> {
     base: B,
@@ -184,32 +202,27 @@ impl<B: Storage> Storage for CowDisk<B> {
         if o.blocks.is_empty() {
             return self.base.read_at(offset, buf);
         }
-        let mut done = 0;
         let mut block = [0u8; COW_BLOCK];
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let index = pos / COW_BLOCK_U64;
-            let within = usize::try_from(pos % COW_BLOCK_U64).map_err(io::Error::other)?;
-            let n = (COW_BLOCK - within).min(buf.len() - done);
+        // Untouched blocks are read from the base in runs, one read per run.
+        let mut run: Option<usize> = None;
+        for (index, within, n, at) in spans(offset, buf.len()) {
             match o.blocks.get(&index) {
                 Some(slot) => {
+                    if let Some(start) = run.take() {
+                        self.base
+                            .read_at(offset + start as u64, &mut buf[start..at])?;
+                    }
                     o.load(slot, &mut block)?;
-                    buf[done..done + n].copy_from_slice(&block[within..within + n]);
+                    buf[at..at + n].copy_from_slice(&block[within..within + n]);
                 }
                 None => {
-                    // Coalesce a run of untouched blocks into one base read.
-                    let mut end = done + n;
-                    let mut next = index + 1;
-                    while end < buf.len() && !o.blocks.contains_key(&next) {
-                        end = (end + COW_BLOCK).min(buf.len());
-                        next += 1;
-                    }
-                    self.base.read_at(pos, &mut buf[done..end])?;
-                    done = end;
-                    continue;
+                    run.get_or_insert(at);
                 }
             }
-            done += n;
+        }
+        if let Some(start) = run {
+            self.base
+                .read_at(offset + start as u64, &mut buf[start..])?;
         }
         Ok(())
     }
@@ -217,19 +230,13 @@ impl<B: Storage> Storage for CowDisk<B> {
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.len())?;
         let mut o = self.overlay.lock().map_err(|_| poisoned())?;
-        let mut done = 0;
         let mut block = [0u8; COW_BLOCK];
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let index = pos / COW_BLOCK_U64;
-            let within = usize::try_from(pos % COW_BLOCK_U64).map_err(io::Error::other)?;
-            let n = (COW_BLOCK - within).min(buf.len() - done);
+        for (index, within, n, at) in spans(offset, buf.len()) {
             if n < COW_BLOCK {
                 self.read_block(&o, index, &mut block)?;
             }
-            block[within..within + n].copy_from_slice(&buf[done..done + n]);
+            block[within..within + n].copy_from_slice(&buf[at..at + n]);
             o.store(index, &block)?;
-            done += n;
         }
         Ok(())
     }

@@ -5,12 +5,13 @@
 //! partition reaching past the end of the image file is an error, never silently truncated.
 
 use std::fmt;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek};
 
 use serde::Serialize;
 
 use super::SECTOR_SIZE;
 use super::storage::Storage;
+use super::window::Window;
 
 /// Errors reading a partition table.
 #[derive(Debug, thiserror::Error)]
@@ -238,7 +239,8 @@ impl PartitionTable {
                 found2: sector0[511],
             });
         }
-        let mut reader = StorageReader { disk, pos: 0 };
+        // The partition-table crates read through `Read + Seek`: a window over the whole disk.
+        let mut reader = Window::new(disk, 0, len)?;
         let mbr = mbrman::MBR::read_from(&mut reader, 512)
             .map_err(|e| PartitionError::Mbr(e.to_string()))?;
         let table = if mbr.iter().any(|(_, p)| p.is_used() && p.sys == 0xEE) {
@@ -313,37 +315,6 @@ impl PartitionTable {
     /// The partition numbered `number` (1-based).
     pub fn get(&self, number: u32) -> Option<&Partition> {
         self.partitions.iter().find(|p| p.number == number)
-    }
-}
-
-/// A `Read + Seek` cursor over a [`Storage`], for the partition-table crates.
-struct StorageReader<'a, S> {
-    disk: &'a S,
-    pos: u64,
-}
-
-impl<S: Storage> Read for StorageReader<'_, S> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.disk.len().saturating_sub(self.pos);
-        let n = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
-        if n == 0 {
-            return Ok(0);
-        }
-        self.disk.read_at(self.pos, &mut buf[..n])?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl<S: Storage> Seek for StorageReader<'_, S> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(o) => Some(o),
-            SeekFrom::End(d) => self.disk.len().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
-        Ok(self.pos)
     }
 }
 

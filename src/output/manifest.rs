@@ -293,22 +293,8 @@ fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
 
 /// The UTC date `YYYY-MM-DD` of the Unix time `unix` (seconds), for `release_date`.
 pub fn release_date(unix: u64) -> String {
-    let (year, month, day) = civil_from_days(unix / 86_400);
+    let (year, month, day) = crate::civil::civil_from_days(unix / 86_400);
     format!("{year:04}-{month:02}-{day:02}")
-}
-
-/// Proleptic Gregorian (year, month, day) of `days` since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, in unsigned arithmetic because `days` is never negative here).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z / 146_097;
-    let doe = z % 146_097; // day of the 400-year era
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the March-based year
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + u64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]

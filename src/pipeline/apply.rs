@@ -3,8 +3,9 @@
 //! Paths are resolved inside the image ([`crate::fs::path`]): intermediate symlinks are always
 //! followed; the final component is followed for content operations (write, append, edit: like
 //! a shell redirection) and not for operations on the entry itself (symlink, remove, chown).
-//! Applying stops at the first failing operation; the caller discards the node's overlay, so a
-//! node's operations take effect all together or not at all.
+//! Consecutive edits are applied in memory and each edited file is written once (see
+//! `Edits`). Applying stops at the first failing operation; the caller discards the node's
+//! overlay, so a node's operations take effect all together or not at all.
 
 use std::io::{Read, Seek, Write};
 
@@ -74,20 +75,148 @@ fn fs_owner(o: &Owner) -> FsOwner {
     FsOwner::new(o.uid, o.gid)
 }
 
+/// chmod + chown to `o`.
+fn full_change(o: &Owner) -> MetaChange {
+    MetaChange {
+        mode: Some(mode16(o.mode)),
+        uid: Some(o.uid),
+        gid: Some(o.gid),
+    }
+}
+
+/// A text file being edited: successive edits of one file are applied in memory and the file
+/// is written once, before the next operation that is not an edit (which may look at it) and
+/// at the end. A user's account edits touch `/etc/group` and `/etc/gshadow` dozens of times;
+/// this writes each once.
+struct Pending<M> {
+    /// Resolved path (root) or path as given (boot).
+    path: String,
+    text: String,
+    meta: M,
+    /// Changed since loaded (or created).
+    dirty: bool,
+    /// The last operation that edited it, for errors while writing.
+    index: usize,
+}
+
+struct Edits<M> {
+    pending: Vec<Pending<M>>,
+    /// Paths compare ignoring ASCII case (FAT).
+    ignore_case: bool,
+}
+
+impl<M> Edits<M> {
+    fn new(ignore_case: bool) -> Self {
+        Self {
+            pending: Vec::new(),
+            ignore_case,
+        }
+    }
+
+    /// Applies `edit` to the file `path`, loading it with `load` (text, meta, created) the
+    /// first time.
+    fn edit(
+        &mut self,
+        index: usize,
+        path: String,
+        edit: &crate::ops::TextEdit,
+        load: impl FnOnce() -> Result<(String, M, bool), ApplyErrorKind>,
+    ) -> Result<(), ApplyErrorKind> {
+        let same = |p: &Pending<M>| {
+            if self.ignore_case {
+                p.path.eq_ignore_ascii_case(&path)
+            } else {
+                p.path == path
+            }
+        };
+        let i = match self.pending.iter().position(same) {
+            Some(i) => i,
+            None => {
+                let (text, meta, created) = load()?;
+                self.pending.push(Pending {
+                    path,
+                    text,
+                    meta,
+                    dirty: created,
+                    index,
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[i];
+        let new = apply_text_edit(&p.text, edit).map_err(ApplyErrorKind::Edit)?;
+        if new != p.text {
+            p.text = new;
+            p.dirty = true;
+        }
+        p.index = index;
+        Ok(())
+    }
+
+    /// Writes every changed file with `store`, in the order they were first edited.
+    fn flush(
+        &mut self,
+        mut store: impl FnMut(&str, &str, &M) -> Result<(), ApplyErrorKind>,
+    ) -> Result<(), (usize, ApplyErrorKind)> {
+        for p in self.pending.drain(..) {
+            if p.dirty {
+                store(&p.path, &p.text, &p.meta).map_err(|k| (p.index, k))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn utf8(path: &str, bytes: Vec<u8>) -> Result<String, ApplyErrorKind> {
+    String::from_utf8(bytes).map_err(|_| ApplyErrorKind::Edit(format!("{path} is not UTF-8 text")))
+}
+
 /// Applies the root-partition operations of `ops` (in order) with modification time `epoch`.
 pub fn apply_root(fs: &mut dyn RootFs, ops: &[FileOp], epoch: i64) -> Result<(), ApplyError> {
+    let err = |index: usize, kind| ApplyError {
+        index,
+        part: Part::Root,
+        path: ops[index].path().to_owned(),
+        kind,
+    };
+    let mut edits: Edits<(u16, FsOwner)> = Edits::new(false);
+    let flush = |fs: &mut dyn RootFs, edits: &mut Edits<(u16, FsOwner)>| {
+        edits
+            .flush(|p, text, (mode, owner)| {
+                Ok(fs.write_file(p, text.as_bytes(), *mode, *owner, epoch)?)
+            })
+            .map_err(|(i, k)| err(i, k))
+    };
     for (index, op) in ops.iter().enumerate() {
         if op.part() != Part::Root {
             continue;
         }
-        apply_root_op(fs, op, epoch).map_err(|kind| ApplyError {
-            index,
-            part: Part::Root,
-            path: op.path().to_owned(),
-            kind,
-        })?;
+        if let FileOp::Edit { path, edit, .. } = op {
+            edit_root(fs, &mut edits, index, path, edit).map_err(|k| err(index, k))?;
+            continue;
+        }
+        flush(fs, &mut edits)?;
+        apply_root_op(fs, op, epoch).map_err(|k| err(index, k))?;
     }
-    Ok(())
+    flush(fs, &mut edits)
+}
+
+fn edit_root(
+    fs: &mut dyn RootFs,
+    edits: &mut Edits<(u16, FsOwner)>,
+    index: usize,
+    path: &str,
+    edit: &crate::ops::TextEdit,
+) -> Result<(), ApplyErrorKind> {
+    let p = path::resolve(&Links(fs), path, true)?;
+    edits.edit(index, p.clone(), edit, || match fs.lookup(&p)? {
+        Some(meta) => Ok((utf8(&p, fs.read(&p)?)?, (meta.mode, meta.owner), false)),
+        None if edit.creates_missing() => {
+            ensure_parent(fs, &p)?;
+            Ok((String::new(), (0o644, FsOwner::ROOT), true))
+        }
+        None => Err(ApplyErrorKind::Edit(format!("{p} does not exist"))),
+    })
 }
 
 fn ensure_parent(fs: &mut dyn RootFs, path: &str) -> Result<(), ApplyErrorKind> {
@@ -128,14 +257,7 @@ fn apply_root_op(fs: &mut dyn RootFs, op: &FileOp, epoch: i64) -> Result<(), App
             let p = resolve(fs, path, true)?;
             ensure_parent(fs, &p)?;
             fs.mkdir_p(&p, mode16(owner.mode), fs_owner(owner))?;
-            fs.set_meta(
-                &p,
-                MetaChange {
-                    mode: Some(mode16(owner.mode)),
-                    uid: Some(owner.uid),
-                    gid: Some(owner.gid),
-                },
-            )?;
+            fs.set_meta(&p, full_change(owner))?;
         }
         FileOp::Symlink {
             path,
@@ -163,32 +285,9 @@ fn apply_root_op(fs: &mut dyn RootFs, op: &FileOp, epoch: i64) -> Result<(), App
         }
         FileOp::SetOwner { path, owner } => {
             let p = resolve(fs, path, false)?;
-            fs.set_meta(
-                &p,
-                MetaChange {
-                    mode: Some(mode16(owner.mode)),
-                    uid: Some(owner.uid),
-                    gid: Some(owner.gid),
-                },
-            )?;
+            fs.set_meta(&p, full_change(owner))?;
         }
-        FileOp::Edit { path, edit, .. } => {
-            let p = resolve(fs, path, true)?;
-            let (old, mode, owner) = match fs.lookup(&p)? {
-                Some(meta) => (fs.read(&p)?, meta.mode, meta.owner),
-                None if edit.creates_missing() => {
-                    ensure_parent(fs, &p)?;
-                    (Vec::new(), 0o644, FsOwner::ROOT)
-                }
-                None => return Err(ApplyErrorKind::Edit(format!("{p} does not exist"))),
-            };
-            let text = String::from_utf8(old)
-                .map_err(|_| ApplyErrorKind::Edit(format!("{p} is not UTF-8 text")))?;
-            let new = apply_text_edit(&text, edit).map_err(ApplyErrorKind::Edit)?;
-            if new != text || text.is_empty() {
-                fs.write_file(&p, new.as_bytes(), mode, owner, epoch)?;
-            }
-        }
+        FileOp::Edit { .. } => unreachable!("edits are applied through `Edits`"),
     }
     Ok(())
 }
@@ -199,18 +298,37 @@ pub fn apply_boot<D: Read + Write + Seek>(
     fat: &FatWriter<D>,
     ops: &[FileOp],
 ) -> Result<(), ApplyError> {
+    let err = |index: usize, kind| ApplyError {
+        index,
+        part: Part::Boot,
+        path: ops[index].path().to_owned(),
+        kind,
+    };
+    let mut edits: Edits<()> = Edits::new(true);
+    let flush = |edits: &mut Edits<()>| {
+        edits
+            .flush(|p, text, ()| Ok(fat.write_file(p, text.as_bytes())?))
+            .map_err(|(i, k)| err(i, k))
+    };
     for (index, op) in ops.iter().enumerate() {
         if op.part() != Part::Boot {
             continue;
         }
-        apply_boot_op(fat, op).map_err(|kind| ApplyError {
-            index,
-            part: Part::Boot,
-            path: op.path().to_owned(),
-            kind,
-        })?;
+        check_boot_path(op.path()).map_err(|k| err(index, k))?;
+        if let FileOp::Edit { path, edit, .. } = op {
+            edits
+                .edit(index, path.clone(), edit, || match fat.read(path)? {
+                    Some(old) => Ok((utf8(path, old)?, (), false)),
+                    None if edit.creates_missing() => Ok((String::new(), (), true)),
+                    None => Err(ApplyErrorKind::Edit(format!("{path} does not exist"))),
+                })
+                .map_err(|k| err(index, k))?;
+            continue;
+        }
+        flush(&mut edits)?;
+        apply_boot_op(fat, op).map_err(|k| err(index, k))?;
     }
-    Ok(())
+    flush(&mut edits)
 }
 
 fn check_boot_path(p: &str) -> Result<(), ApplyErrorKind> {
@@ -226,7 +344,6 @@ fn apply_boot_op<D: Read + Write + Seek>(
     fat: &FatWriter<D>,
     op: &FileOp,
 ) -> Result<(), ApplyErrorKind> {
-    check_boot_path(op.path())?;
     match op {
         FileOp::Write { path, data, .. } => fat.write_file(path, data)?,
         FileOp::Append { path, data, .. } => {
@@ -238,19 +355,7 @@ fn apply_boot_op<D: Read + Write + Seek>(
         FileOp::Remove { path, .. } => {
             fat.remove(path)?;
         }
-        FileOp::Edit { path, edit, .. } => {
-            let old = match fat.read(path)? {
-                Some(old) => old,
-                None if edit.creates_missing() => Vec::new(),
-                None => return Err(ApplyErrorKind::Edit(format!("{path} does not exist"))),
-            };
-            let text = String::from_utf8(old)
-                .map_err(|_| ApplyErrorKind::Edit(format!("{path} is not UTF-8 text")))?;
-            let new = apply_text_edit(&text, edit).map_err(ApplyErrorKind::Edit)?;
-            if new != text || text.is_empty() {
-                fat.write_file(path, new.as_bytes())?;
-            }
-        }
+        FileOp::Edit { .. } => unreachable!("edits are applied through `Edits`"),
         FileOp::Symlink { .. } | FileOp::SetOwner { .. } => {
             return Err(ApplyErrorKind::Invalid(
                 "FAT has no symlinks, owners or modes".to_owned(),

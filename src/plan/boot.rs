@@ -1,6 +1,7 @@
 //! `config.txt` lines and `cmdline.txt` tokens, and shared-storage mounts in `/etc/fstab`.
 
 use crate::ops::{FileOp, Owner, Part, TextEdit};
+use crate::recipe::MountSpec;
 
 fn boot_edit(path: &str, edit: TextEdit) -> FileOp {
     FileOp::Edit {
@@ -43,28 +44,18 @@ pub fn boot_ops(
     ops
 }
 
-/// A filesystem to mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountSpec {
-    /// What to mount (`nas:/export/cluster`, `LABEL=data`).
-    pub source: String,
-    /// Where (absolute path).
-    pub target: String,
-    /// Filesystem type (`nfs`, `ext4`, `cifs`).
-    pub fstype: String,
-    /// Mount options (`defaults,_netdev`).
-    pub options: String,
-}
-
-/// Operations adding mounts to `/etc/fstab` and creating their mount points.
+/// Operations adding mounts to `/etc/fstab` and creating their mount points (unless a mount
+/// says `create: false`).
 pub fn mount_ops(mounts: &[MountSpec]) -> Vec<FileOp> {
     let mut ops = Vec::new();
-    for m in mounts {
-        ops.push(FileOp::Mkdir {
-            part: Part::Root,
-            path: m.target.clone(),
-            owner: Owner::root(0o755),
-        });
+    for m in mounts.iter() {
+        if m.create {
+            ops.push(FileOp::Mkdir {
+                part: Part::Root,
+                path: m.target.clone(),
+                owner: Owner::root(0o755),
+            });
+        }
         ops.push(FileOp::Edit {
             part: Part::Root,
             path: "/etc/fstab".to_owned(),

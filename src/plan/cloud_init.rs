@@ -12,6 +12,7 @@
 use crate::ops::{FileOp, Owner, Part};
 
 use super::users::{Sudo, UserSpec};
+use super::yaml::quote as q;
 
 /// Path of the guard drop-in.
 pub const GUARD: &str = "/etc/cloud/cloud.cfg.d/99-piimage.cfg";
@@ -35,10 +36,6 @@ pub fn guard(host_keys_baked: bool, network_baked: bool) -> String {
         s.push_str("network:\n  config: disabled\n");
     }
     s
-}
-
-fn q(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// What a seed's `user-data` sets.

@@ -3,6 +3,8 @@
 //! `ssh_config` (one `Host` per node, `ProxyJump` through the gateway for nodes behind one) and
 //! an Ansible inventory in YAML, grouped by role.
 
+use super::yaml::key as yaml_key;
+
 /// One node as the operator's machine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterNode {
@@ -81,16 +83,6 @@ pub fn ssh_config(nodes: &[ClusterNode], known_hosts_path: &str) -> String {
         }
     }
     s
-}
-
-fn yaml_key(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        s.to_owned()
-    } else {
-        format!("\"{}\"", s.replace('"', "\\\""))
-    }
 }
 
 /// An Ansible YAML inventory: one group per role.

@@ -15,6 +15,7 @@ pub mod profile;
 pub mod ssh;
 pub mod system;
 pub mod users;
+mod yaml;
 
 /// Errors planning a node.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::ops::{FileOp, Owner, Part};
 
+use super::yaml::quote as yaml_str;
+
 /// IPv4 or IPv6 settings of one interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpConfig {
@@ -135,10 +137,6 @@ pub fn nm_keyfile(iface: &InterfaceSpec, uuid: &str) -> String {
     nm_ip(&mut s, "ipv6", &v6, &v6dns, &[]);
     s.push_str("\n[proxy]\n");
     s
-}
-
-fn yaml_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// The netplan (v2) document for all interfaces.

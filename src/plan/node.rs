@@ -15,7 +15,7 @@ use crate::secrets::rng::derived_rng;
 use crate::secrets::wifi::psk;
 
 use super::PlanError;
-use super::boot::{MountSpec, boot_ops, mount_ops};
+use super::boot::{boot_ops, mount_ops};
 use super::cloud_init::{SeedSpec, guard_op, meta_data, seed_ops, user_data};
 use super::hosts::{HostEntry, hosts_file, hosts_ops};
 use super::network::{InterfaceSpec, IpConfig, WifiSpec, netplan, network_ops};
@@ -374,17 +374,7 @@ pub fn plan_node(
         .map(|c| (c.section.clone(), c.line.clone()))
         .collect();
     ops.extend(boot_ops(&config, &cmdline_add, &node.boot.cmdline_remove));
-    let mounts: Vec<MountSpec> = node
-        .mounts
-        .iter()
-        .map(|m| MountSpec {
-            source: m.source.clone(),
-            target: m.target.clone(),
-            fstype: m.fstype.clone(),
-            options: m.options.clone(),
-        })
-        .collect();
-    ops.extend(mount_ops(&mounts));
+    ops.extend(mount_ops(&node.mounts));
     if bake {
         if let Some(tz) = &node.timezone {
             ops.extend(timezone_ops(tz));

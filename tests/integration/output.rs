@@ -50,6 +50,22 @@ pub const SYNTH_LEN: u64 = (24 << 20) + 3 * 4096 + 1234;
 pub const SYNTH_CHUNK: u64 = 1 << 20;
 
 /// Writes the synthetic base at `path`: random, zero, repetitive and sparse regions.
+/// Every image format, with the image sha256, not synced.
+pub fn spec_all(bmap: bool) -> piimage::output::OutputSpec {
+    use piimage::io::sniff::Compression;
+    piimage::output::OutputSpec {
+        formats: vec![
+            Compression::None,
+            Compression::Zstd,
+            Compression::Xz,
+            Compression::Gzip,
+        ],
+        bmap,
+        image_sha256: true,
+        sync: false,
+    }
+}
+
 pub fn write_synthetic_base(path: &Path) {
     let len = usize::try_from(SYNTH_LEN).unwrap();
     let mut img = vec![0u8; len];

@@ -11,6 +11,7 @@
 //! scatters the descriptor table over the disk, and `bigalloc`, whose bitmaps count clusters.
 
 use super::superblock::{Ext4Error, SUPERBLOCK_SIZE, Superblock, ext4_crc32c};
+use crate::fs::bytes::{le16, le32};
 
 /// `bg_flags`: the inode table and bitmap are not initialised.
 pub const BG_INODE_UNINIT: u16 = 0x1;
@@ -32,14 +33,6 @@ const INCOMPAT_META_BG: u32 = 0x10;
 const BG_CHECKSUM_OFFSET: usize = 0x1E;
 /// Descriptors at least this long carry the high halves (`*_hi` fields).
 const DESC_SIZE_64: usize = 64;
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
 
 /// One decoded block group descriptor (32 bytes, or 64 with the `64bit` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

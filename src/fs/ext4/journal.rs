@@ -15,6 +15,7 @@
 
 use super::superblock::Superblock;
 use crate::disk::{Storage, Window};
+use crate::fs::bytes::{le16, le32};
 
 /// `JBD2_MAGIC_NUMBER`, the first four bytes of every journal block header.
 pub const JBD2_MAGIC: u32 = 0xC03B_3998;
@@ -107,14 +108,6 @@ pub enum JournalReadError {
 
 fn corrupt(what: impl Into<String>) -> JournalReadError {
     JournalReadError::Corrupt(what.into())
-}
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
 /// Reads the raw inode `ino` (the first 160 bytes are enough for what we decode).

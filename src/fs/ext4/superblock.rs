@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::features::{self, FeatureSet};
+use crate::fs::bytes::{le16, le32};
 
 /// Byte offset of the superblock inside the filesystem.
 pub const SUPERBLOCK_OFFSET: u64 = 1024;
@@ -117,14 +118,6 @@ pub struct Superblock {
     pub orphan_file_inum: u32,
     /// `s_mkfs_time`.
     pub mkfs_time: u32,
-}
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
 fn cstr(b: &[u8]) -> String {

@@ -1,5 +1,6 @@
 //! The FAT boot sector and BIOS parameter block (BPB), parsed from its 512 bytes.
 
+use crate::fs::bytes::{le16, le32};
 use serde::Serialize;
 
 /// Errors decoding or reading a FAT filesystem.
@@ -70,14 +71,6 @@ pub struct BootSector {
     pub fat_type: FatType,
     /// Number of data clusters.
     pub clusters: u32,
-}
-
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
 impl BootSector {

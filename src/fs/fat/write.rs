@@ -28,28 +28,17 @@ impl TimeProvider for FixedClock {
 pub fn fat_time(unix: u64) -> FatDateTime {
     let days = unix / 86_400;
     let secs = unix % 86_400;
-    // Civil-from-days (proleptic Gregorian), days since 1970-01-01.
-    let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::civil::civil_from_days(days);
     if year < 1980 {
         return FatDateTime::EPOCH;
     }
     if year > 2107 {
         return FatDateTime::new(2107, 12, 31, 23, 59, 58);
     }
-    let clamp =
-        |v: i64, max: u64| u8::try_from(v.clamp(0, i64::try_from(max).unwrap_or(0))).unwrap_or(0);
     FatDateTime::new(
         u16::try_from(year).unwrap_or(2107),
-        clamp(month, 12),
-        clamp(day, 31),
+        u8::try_from(month).unwrap_or(12),
+        u8::try_from(day).unwrap_or(31),
         u8::try_from(secs / 3600).unwrap_or(0),
         u8::try_from(secs / 60 % 60).unwrap_or(0),
         u8::try_from(secs % 60).unwrap_or(0),

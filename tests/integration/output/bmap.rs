@@ -379,17 +379,7 @@ fn bmaptool_copy_of_every_format_reproduces_the_mapped_blocks() {
     let out = subdir(tmp.path(), "out");
     let cache = BaseCache::open(&path, CacheConfig::new(&out)).unwrap();
     let node = NodeImage::from_cow("node", &disk).unwrap();
-    let spec = OutputSpec {
-        formats: vec![
-            Compression::None,
-            Compression::Zstd,
-            Compression::Xz,
-            Compression::Gzip,
-        ],
-        bmap: true,
-        image_sha256: true,
-        sync: false,
-    };
+    let spec = super::spec_all(true);
     let built = build_node(&cache, &node, &out, &spec, &NoProgress).unwrap();
     assert_eq!(
         names(&out),

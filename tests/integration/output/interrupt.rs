@@ -10,8 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use piimage::disk::{CowDisk, FileStorage};
-use piimage::io::sniff::Compression;
-use piimage::output::{NodeImage, OutputSpec, build_node, sweep_partials};
+use piimage::output::{NodeImage, build_node, sweep_partials};
 use piimage::progress::Progress;
 
 use super::{names, subdir, synthetic_cache, write_overlay, write_synthetic_base};
@@ -48,17 +47,7 @@ fn interrupt_helper() {
     let out = dir.join("out");
     let cache = synthetic_cache(&base_path, &out, false);
     let node = NodeImage::from_cow("node", &disk).unwrap();
-    let spec = OutputSpec {
-        formats: vec![
-            Compression::None,
-            Compression::Zstd,
-            Compression::Xz,
-            Compression::Gzip,
-        ],
-        bmap: true,
-        image_sha256: true,
-        sync: false,
-    };
+    let spec = super::spec_all(true);
     let marker = dir.join("started");
     build_node(&cache, &node, &out, &spec, &Slow { marker: &marker }).unwrap();
     std::fs::write(dir.join("finished"), b"").unwrap();

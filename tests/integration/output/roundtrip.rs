@@ -15,26 +15,10 @@ use piimage::output::{
 use piimage::progress::NoProgress;
 
 use super::{
-    SYNTH_CHUNK, decompress, names, read_all, subdir, synthetic_cache, write_overlay,
+    SYNTH_CHUNK, decompress, names, read_all, spec_all, subdir, synthetic_cache, write_overlay,
     write_synthetic_base,
 };
 use crate::support::{run_ok, sh};
-
-const ALL: [Compression; 4] = [
-    Compression::None,
-    Compression::Zstd,
-    Compression::Xz,
-    Compression::Gzip,
-];
-
-fn spec_all(bmap: bool) -> OutputSpec {
-    OutputSpec {
-        formats: ALL.to_vec(),
-        bmap,
-        image_sha256: true,
-        sync: false,
-    }
-}
 
 #[test]
 fn every_format_round_trips_through_the_stock_tools() {
