@@ -17,6 +17,7 @@
 )]
 
 pub mod build;
+pub mod cancel;
 mod civil;
 pub mod disk;
 pub mod fs;

@@ -9,7 +9,10 @@
 //!
 //! Memory stays bounded whatever the image size: compressed chunks go to an anonymous temporary
 //! file (in a directory the caller chooses, normally the output directory); the cache keeps only
-//! an offset and a length per chunk. Each chunk slot has its own lock, so threads compress
+//! an offset and a length per chunk. Each piece starts on a 4 KiB boundary and the file is used
+//! with `O_DIRECT` where the filesystem allows it (see [`crate::io::direct`]): every node reads
+//! every piece once, and through the page cache these reads and the writes cost more than the
+//! device transfers they replace. Each chunk slot has its own lock, so threads compress
 //! different chunks in parallel and a thread that needs a chunk another thread is compressing
 //! waits for it instead of compressing it again.
 
@@ -17,6 +20,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::io::direct::{AlignedBuf, align_up, is_alignment_error, set_buffered, try_direct};
 use std::sync::{Arc, Mutex};
 
 use super::OutputError;
@@ -31,9 +36,28 @@ use crate::progress::Progress;
 pub struct CachedPiece {
     offset: u64,
     len: usize,
+    /// Completion order: the piece was the `seq`-th written to the cache file (from 1).
+    seq: u64,
     /// The piece's index size (see [`ChunkEncoder::compress`]).
     pub index_size: u64,
 }
+
+/// Reads cached pieces through a window of the cache file, so that a node's run of clean
+/// chunks (whose pieces lie one after the other) costs a few large reads instead of one per
+/// piece.
+#[derive(Debug, Default)]
+pub struct PieceReader {
+    buf: AlignedBuf,
+    /// File offset of the window.
+    start: u64,
+    /// Valid bytes in the window.
+    len: usize,
+    /// Pieces completed when the window was read: later ones may be missing from it.
+    seq: u64,
+}
+
+/// Size of a [`PieceReader`] window.
+const WINDOW: u64 = 16 << 20;
 
 impl CachedPiece {
     /// Length of the compressed piece in bytes.
@@ -54,6 +78,8 @@ pub struct ChunkBuffers {
     pub input: Vec<u8>,
     /// Compressed piece bytes.
     pub output: Vec<u8>,
+    /// The piece padded for an `O_DIRECT` write.
+    pub aligned: AlignedBuf,
 }
 
 /// The compressed chunks of one base image, in one format.
@@ -63,7 +89,11 @@ pub struct ChunkCache {
     format: Compression,
     levels: Levels,
     spill: File,
+    /// Whether `spill` is in `O_DIRECT` mode.
+    direct: AtomicBool,
     spill_end: Mutex<u64>,
+    /// Pieces completely written so far.
+    written: AtomicU64,
     slots: Vec<Mutex<Option<CachedPiece>>>,
     compressed: AtomicU64,
 }
@@ -103,13 +133,16 @@ impl ChunkCache {
         let spill = tempfile::tempfile_in(spill_dir)
             .map_err(|e| OutputError::file("creating the chunk cache in", spill_dir, e))?;
         let n = usize::try_from(layout.count()).unwrap_or(usize::MAX);
+        let direct = AtomicBool::new(try_direct(&spill));
         Ok(Self {
             base,
             layout,
             format,
             levels,
             spill,
+            direct,
             spill_end: Mutex::new(0),
+            written: AtomicU64::new(0),
             slots: (0..n).map(|_| Mutex::new(None)).collect(),
             compressed: AtomicU64::new(0),
         })
@@ -144,7 +177,7 @@ impl ChunkCache {
         self.compressed.load(Ordering::Relaxed)
     }
 
-    /// Bytes of compressed chunks held.
+    /// Bytes of the cache file (compressed chunks, each padded to 4 KiB).
     pub fn cached_bytes(&self) -> u64 {
         self.spill_end.lock().map(|e| *e).unwrap_or(0)
     }
@@ -190,18 +223,19 @@ impl ChunkCache {
                     source,
                 })?;
         let piece_len = bufs.output.len();
+        let padded = align_up(piece_len as u64);
         let at = {
             let mut end = self.spill_end.lock().map_err(|_| poisoned())?;
             let at = *end;
-            *end += piece_len as u64;
+            *end += padded;
             at
         };
-        self.spill
-            .write_all_at(&bufs.output, at)
-            .map_err(OutputError::Cache)?;
+        self.write_spill(&bufs.output, &mut bufs.aligned, at)?;
+        let seq = self.written.fetch_add(1, Ordering::AcqRel) + 1;
         let piece = CachedPiece {
             offset: at,
             len: piece_len,
+            seq,
             index_size,
         };
         *slot = Some(piece);
@@ -209,15 +243,95 @@ impl ChunkCache {
         Ok(piece)
     }
 
-    /// Reads the bytes of `piece` into `out` (replacing its contents).
+    /// The bytes of `piece`, from `reader`'s window, which is moved to start at `piece` when
+    /// the piece is not in it.
     ///
     /// # Errors
     /// Reading the cache file failed.
-    pub fn read(&self, piece: &CachedPiece, out: &mut Vec<u8>) -> Result<(), OutputError> {
-        out.resize(piece.len, 0);
+    pub fn read<'r>(
+        &self,
+        piece: &CachedPiece,
+        reader: &'r mut PieceReader,
+    ) -> Result<&'r [u8], OutputError> {
+        let inside = piece.seq <= reader.seq
+            && piece.offset >= reader.start
+            && piece.offset + piece.len as u64 <= reader.start + reader.len as u64;
+        if !inside {
+            self.fill(piece, reader)?;
+        }
+        let at = usize::try_from(piece.offset - reader.start).unwrap_or(usize::MAX);
+        let window = reader.buf.get(reader.len);
+        window
+            .get(at..at + piece.len)
+            .ok_or_else(|| OutputError::Cache(std::io::ErrorKind::UnexpectedEof.into()))
+    }
+
+    /// Reads the window of `reader` from `piece`'s offset on: up to [`WINDOW`] bytes, at
+    /// least the piece, at most to the end of the pieces reserved so far.
+    fn fill(&self, piece: &CachedPiece, reader: &mut PieceReader) -> Result<(), OutputError> {
+        // Every piece completed before this load is completely in the file before the read.
+        reader.seq = self.written.load(Ordering::Acquire);
+        let end = *self.spill_end.lock().map_err(|_| poisoned())?;
+        let want = align_up(piece.len as u64)
+            .max(WINDOW)
+            .min(end.saturating_sub(piece.offset));
+        let want = usize::try_from(want).unwrap_or(usize::MAX);
+        reader.start = piece.offset;
+        reader.len = 0;
+        let buf = reader.buf.get_mut(want);
+        let mut got = 0;
+        while got < want {
+            match self
+                .spill
+                .read_at(&mut buf[got..], piece.offset + got as u64)
+            {
+                // The end of the file: pieces still being written lie past it.
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if self.direct.load(Ordering::Relaxed) && is_alignment_error(&e) => {
+                    self.stop_direct()?;
+                }
+                Err(e) => return Err(OutputError::Cache(e)),
+            }
+            // O_DIRECT reads must stay aligned; a short read ends on a block boundary anyway.
+            if got % crate::io::direct::ALIGN != 0 {
+                break;
+            }
+        }
+        reader.len = got;
+        Ok(())
+    }
+
+    /// Writes `bytes` at `at` (a multiple of 4 KiB), padded with zeros to a multiple of 4 KiB
+    /// through `aligned` while the file is in `O_DIRECT` mode.
+    fn write_spill(
+        &self,
+        bytes: &[u8],
+        aligned: &mut AlignedBuf,
+        at: u64,
+    ) -> Result<(), OutputError> {
+        if self.direct.load(Ordering::Relaxed) {
+            let padded = usize::try_from(align_up(bytes.len() as u64)).unwrap_or(usize::MAX);
+            let buf = aligned.get_mut(padded);
+            buf[..bytes.len()].copy_from_slice(bytes);
+            buf[bytes.len()..].fill(0);
+            match self.spill.write_all_at(buf, at) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_alignment_error(&e) => self.stop_direct()?,
+                Err(e) => return Err(OutputError::Cache(e)),
+            }
+        }
         self.spill
-            .read_exact_at(out, piece.offset)
+            .write_all_at(bytes, at)
             .map_err(OutputError::Cache)
+    }
+
+    /// The filesystem took `O_DIRECT` but refuses an aligned transfer: go on through the
+    /// page cache.
+    fn stop_direct(&self) -> Result<(), OutputError> {
+        self.direct.store(false, Ordering::Relaxed);
+        set_buffered(&self.spill).map_err(OutputError::Cache)
     }
 
     /// Compresses, with up to `jobs` threads, every chunk `i` with `wanted[i]` that is not
@@ -243,6 +357,10 @@ impl ChunkCache {
             let mut encoder = self.encoder()?;
             let mut bufs = ChunkBuffers::default();
             while !failed.load(Ordering::Relaxed) {
+                if let Err(e) = crate::cancel::check() {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(OutputError::Interrupted(e));
+                }
                 let k = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&i) = usize::try_from(k).ok().and_then(|k| todo.get(k)) else {
                     break;
@@ -319,9 +437,9 @@ mod tests {
             4,
             "chunk 2 not wanted, chunk 1 cached"
         );
-        let mut out = Vec::new();
-        cache.read(&p, &mut out).unwrap();
-        let back = zstd::stream::decode_all(&out[..]).unwrap();
+        let mut reader = PieceReader::default();
+        let out = cache.read(&p, &mut reader).unwrap();
+        let back = zstd::stream::decode_all(out).unwrap();
         let mut want = vec![0u8; 256 << 10];
         cache.base.read_at(256 << 10, &mut want).unwrap();
         assert_eq!(back, want);

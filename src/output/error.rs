@@ -54,6 +54,9 @@ pub enum OutputError {
     /// Reading the partition table or filesystem metadata for the bmap failed.
     #[error("reading the image to map it for its bmap: {0}")]
     Bmap(#[source] io::Error),
+    /// The build was cancelled (Ctrl-C); see [`crate::cancel`].
+    #[error("{0}")]
+    Interrupted(#[source] io::Error),
     /// The options are inconsistent.
     #[error("invalid output options: {0}")]
     Invalid(String),

@@ -6,21 +6,20 @@
 //! one (dirty chunk). Every output is a [`PartialFile`] until all are complete; then they are
 //! renamed together ([`commit_all`]).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 
 use super::bmap::{RangeHasher, map_image, xml};
-use super::cache::{ChunkBuffers, ChunkCache};
+use super::cache::{ChunkBuffers, ChunkCache, PieceReader};
 use super::codec::{ChunkEncoder, Container};
 use super::partial::{PartialFile, commit_all};
 use super::raw::{RawMethod, clone_and_patch};
 use super::spec::{NodeImage, NodeOutputs, NodeStats, OutputFile, OutputKind, OutputSpec};
 use super::{BaseCache, OutputError};
-use crate::io::BUF_SIZE;
+use crate::io::direct::{DIRECT_BUF_SIZE, DirectFile};
 use crate::io::hashing::{HashingWriter, Sha256Digest};
 use crate::io::sniff::Compression;
 use crate::io::sparse::SparseWriter;
@@ -30,10 +29,11 @@ use crate::progress::Progress;
 struct Sink {
     format: Compression,
     cache: Arc<ChunkCache>,
+    reader: PieceReader,
     encoder: ChunkEncoder,
     container: Container,
     partial: PartialFile,
-    out: HashingWriter<BufWriter<File>>,
+    out: HashingWriter<DirectFile>,
 }
 
 impl Sink {
@@ -41,6 +41,25 @@ impl Sink {
         self.out
             .write_all(bytes)
             .map_err(|e| OutputError::file("writing", self.partial.dest(), e))
+    }
+}
+
+/// One node's part of the progress, finished however the node ends.
+struct Task<'a> {
+    progress: &'a dyn Progress,
+    name: &'a str,
+}
+
+impl<'a> Task<'a> {
+    fn start(progress: &'a dyn Progress, name: &'a str, len: u64) -> Self {
+        progress.task_start(name, Some(len));
+        Self { progress, name }
+    }
+}
+
+impl Drop for Task<'_> {
+    fn drop(&mut self) {
+        self.progress.task_finish(self.name);
     }
 }
 
@@ -120,9 +139,10 @@ pub fn build_node(
         let mut sink = Sink {
             format,
             cache: chunk_cache,
+            reader: PieceReader::default(),
             encoder,
             partial,
-            out: HashingWriter::new(BufWriter::with_capacity(BUF_SIZE, file)),
+            out: HashingWriter::new(DirectFile::new(file, DIRECT_BUF_SIZE)),
             container,
         };
         let header = sink.container.header();
@@ -136,10 +156,12 @@ pub fn build_node(
         dirty_chunks: dirty.iter().filter(|&&d| d).count() as u64,
         ..NodeStats::default()
     };
+    let _task = Task::start(progress, node.name(), len);
     let mut chunk = vec![0u8; layout.max_len()];
     let mut piece = Vec::new();
     let mut bufs = ChunkBuffers::default();
     for (c, &is_dirty) in (0u64..).zip(&dirty) {
+        crate::cancel::check().map_err(OutputError::Interrupted)?;
         let (offset, clen) = layout.range(c);
         let ci = usize::try_from(c).unwrap_or(usize::MAX);
         let bmap_needs_it = bmap_needs
@@ -166,29 +188,33 @@ pub fn build_node(
                 .map_err(|e| OutputError::file("writing", p.dest(), e))?;
         }
         for sink in &mut sinks {
-            let index_size = match data.filter(|_| is_dirty) {
+            let (index_size, bytes) = match data.filter(|_| is_dirty) {
                 Some(d) => {
                     piece.clear();
                     stats.compressed_pieces += 1;
-                    sink.encoder.compress(d, &mut piece).map_err(|source| {
+                    let index_size = sink.encoder.compress(d, &mut piece).map_err(|source| {
                         OutputError::Compress {
                             format: sink.format,
                             chunk: c,
                             source,
                         }
-                    })?
+                    })?;
+                    (index_size, &piece[..])
                 }
                 None => {
                     let p = sink.cache.piece(c, data, &mut sink.encoder, &mut bufs)?;
-                    sink.cache.read(&p, &mut piece)?;
                     stats.reused_pieces += 1;
-                    p.index_size
+                    (p.index_size, sink.cache.read(&p, &mut sink.reader)?)
                 }
             };
             sink.container.push(index_size, clen as u64);
-            sink.write(&piece)?;
+            // Fields, not `Sink::write`: `bytes` may borrow `sink.reader`.
+            sink.out
+                .write_all(bytes)
+                .map_err(|e| OutputError::file("writing", sink.partial.dest(), e))?;
         }
         progress.advance(clen as u64);
+        progress.task_advance(node.name(), clen as u64);
     }
 
     let image_sha256 = image_hash.map(|h| Sha256Digest::from_bytes(h.finalize().into()));
@@ -219,8 +245,8 @@ pub fn build_node(
         let size = sink.out.byte_count();
         let (writer, sha256) = sink.out.into_parts();
         writer
-            .into_inner()
-            .map_err(|e| OutputError::file("writing", sink.partial.dest(), e.into_error()))?;
+            .finish()
+            .map_err(|e| OutputError::file("writing", sink.partial.dest(), e))?;
         compressed.push(OutputFile {
             path: sink.partial.dest().to_owned(),
             kind: OutputKind::Image(sink.format),

@@ -584,3 +584,56 @@ fn every_section_on_every_fixture() {
         }
     }
 }
+
+#[test]
+fn ctrl_c_stops_the_build_and_removes_partial_outputs() {
+    use std::time::{Duration, Instant};
+    let out = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
+    // All eight workers as .img.xz: long enough to be caught while writing.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_piimage"))
+        .args(["build", "recipes/worker.yaml", "--quiet", "--jobs", "1"])
+        .arg("--base")
+        .arg(&base)
+        .arg("--out")
+        .arg(out.path())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .current_dir(repo())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = |dir: &Path| {
+        std::fs::read_dir(dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".partial-")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !partial(out.path()) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build ended before it could be interrupted"
+        );
+        assert!(Instant::now() < deadline, "no partial output appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run_ok("kill", &["-INT", &child.id().to_string()]);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    // The handler removed the hidden partial files; a node that was complete before the
+    // signal may stand under its final name, and then it is whole.
+    for e in std::fs::read_dir(out.path()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".partial-"), "left behind: {name}");
+        if name.ends_with(".img.xz") {
+            run_ok("xz", &["-t", out.path().join(&name).to_str().unwrap()]);
+        }
+    }
+    assert!(!out.path().join("SHA256SUMS").exists());
+}

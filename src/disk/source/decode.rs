@@ -103,6 +103,7 @@ fn decode_stream(
     let mut out = SparseWriter::new(tmp);
     let mut buf = vec![0u8; BUF_SIZE];
     loop {
+        crate::cancel::check().map_err(|e| SourceError::io("decoding into", dst, e))?;
         let n = match decoder.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,

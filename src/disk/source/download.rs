@@ -142,6 +142,7 @@ fn receive(
     let mut head = Vec::with_capacity(SNIFF_LEN);
     let mut compression = None;
     loop {
+        crate::cancel::check().map_err(write_error)?;
         let n = match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
