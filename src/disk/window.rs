@@ -78,6 +78,20 @@ impl<S: Storage> Window<S> {
     }
 }
 
+/// A window is itself a storage (of its own length), so that code written against [`Storage`]
+/// runs on a partition as well as on a whole disk or a file.
+impl<S: Storage> Storage for Window<S> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        Window::read_at(self, offset, buf)
+    }
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        Window::write_at(self, offset, buf)
+    }
+}
+
 impl<S: Storage> Read for Window<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.remaining(buf.len());
@@ -151,6 +165,19 @@ mod tests {
         let mut all = [0u8; 100];
         disk.read_at(0, &mut all).unwrap();
         assert_eq!(&all[28..31], b"xy\x1e");
+    }
+
+    #[test]
+    fn window_is_a_storage() {
+        let disk = MemStorage::new(vec![0; 100]);
+        let w = Window::new(&disk, 10, 20).unwrap();
+        let inner = Window::new(&w, 5, 10).unwrap();
+        inner.write_at(0, b"ab").unwrap();
+        assert!(inner.write_at(9, b"cd").is_err());
+        assert_eq!(Storage::len(&w), 20);
+        let mut b = [0u8; 2];
+        disk.read_at(15, &mut b).unwrap();
+        assert_eq!(&b, b"ab");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod build;
 mod configs;
 mod engine;
+mod ext4_grow;
 mod ext4_write;
 mod fat_write;
 mod inspect;

@@ -115,6 +115,37 @@ impl BlockBitmap {
     }
 }
 
+/// Sets (`used`) or clears `count` bits of the raw bitmap `bytes` from bit `first`; bits past
+/// the end of `bytes` are ignored. Used to build bitmaps, including the padding past the end of
+/// a group that the spec wants set.
+pub fn mark(bytes: &mut [u8], first: u64, count: u64, used: bool) {
+    let end = first.saturating_add(count).min(
+        u64::try_from(bytes.len())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(8),
+    );
+    let mut i = first;
+    while i < end {
+        let Ok(byte) = usize::try_from(i / 8) else {
+            return;
+        };
+        // Whole bytes in one step.
+        let fill = if used { 0xFF } else { 0 };
+        if i.is_multiple_of(8) && i + 8 <= end {
+            bytes[byte] = fill;
+            i += 8;
+            continue;
+        }
+        let bit = 1u8 << (i % 8);
+        if used {
+            bytes[byte] |= bit;
+        } else {
+            bytes[byte] &= !bit;
+        }
+        i += 1;
+    }
+}
+
 /// Appends `(first, count)` to `runs`, merging it with the last run when adjacent.
 fn push_run(runs: &mut Vec<(u64, u64)>, first: u64, count: u64) {
     match runs.last_mut() {
@@ -180,6 +211,17 @@ mod tests {
         // Group 2 has no backup under sparse_super.
         let map = BlockBitmap::uninit(&l, 2, &meta);
         assert!(map.used_runs().is_empty());
+    }
+
+    #[test]
+    fn mark_sets_and_clears_ranges() {
+        let mut b = [0u8; 4];
+        mark(&mut b, 3, 14, true);
+        assert_eq!(b, [0xF8, 0xFF, 0x01, 0]);
+        mark(&mut b, 8, 4, false);
+        assert_eq!(b, [0xF8, 0xF0, 0x01, 0]);
+        mark(&mut b, 30, 100, true);
+        assert_eq!(b[3], 0xC0, "clipped at the end");
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! ext4 block group descriptors and the group layout they live in: decoding only.
+//! ext4 block group descriptors and the group layout they live in.
+//!
+//! Descriptors are decoded with [`GroupDesc::from_bytes`] and encoded back with
+//! [`GroupDesc::write_to`]; their checksum (`bg_checksum`) is computed by [`DescCsum`]: crc16 with
+//! `gdt_csum` (`uninit_bg`), the low half of crc32c with `metadata_csum`.
 //!
 //! Spec: the kernel's `group_descr.html` (descriptor fields) and `blockgroup.html` (where the
 //! superblock and descriptor-table backups are: every group without `sparse_super`; groups 0, 1
@@ -11,7 +15,7 @@
 //! scatters the descriptor table over the disk, and `bigalloc`, whose bitmaps count clusters.
 
 use super::superblock::{Ext4Error, SUPERBLOCK_SIZE, Superblock, ext4_crc32c};
-use crate::fs::bytes::{le16, le32};
+use crate::fs::bytes::{halves16, halves32, le16, le32, put16, put32};
 
 /// `bg_flags`: the inode table and bitmap are not initialised.
 pub const BG_INODE_UNINIT: u16 = 0x1;
@@ -45,10 +49,18 @@ pub struct GroupDesc {
     pub inode_table: u64,
     /// Free blocks in the group.
     pub free_blocks_count: u32,
+    /// Free inodes in the group.
+    pub free_inodes_count: u32,
+    /// Directories in the group.
+    pub used_dirs_count: u32,
     /// `bg_flags` (`BG_*`).
     pub flags: u16,
     /// crc32c of the block bitmap: the low 16 bits, plus the high 16 when the descriptor has them.
     pub block_bitmap_csum: u32,
+    /// crc32c of the inode bitmap, like `block_bitmap_csum`.
+    pub inode_bitmap_csum: u32,
+    /// Inodes at the end of the group's table never used (`bg_itable_unused`).
+    pub itable_unused: u32,
     /// `bg_checksum`.
     pub checksum: u16,
 }
@@ -61,17 +73,55 @@ impl GroupDesc {
             let hi = if wide { u64::from(le32(b, hi_off)) } else { 0 };
             hi << 32 | u64::from(lo)
         };
-        let free_hi = if wide { u32::from(le16(b, 0x2C)) } else { 0 };
-        let csum_hi = if wide { u32::from(le16(b, 0x38)) } else { 0 };
+        let split = |lo: usize, hi: usize| {
+            let hi = if wide { u32::from(le16(b, hi)) } else { 0 };
+            hi << 16 | u32::from(le16(b, lo))
+        };
         Self {
             block_bitmap: pair(le32(b, 0x0), 0x20),
             inode_bitmap: pair(le32(b, 0x4), 0x24),
             inode_table: pair(le32(b, 0x8), 0x28),
-            free_blocks_count: free_hi << 16 | u32::from(le16(b, 0xC)),
+            free_blocks_count: split(0xC, 0x2C),
+            free_inodes_count: split(0xE, 0x2E),
+            used_dirs_count: split(0x10, 0x30),
             flags: le16(b, 0x12),
-            block_bitmap_csum: csum_hi << 16 | u32::from(le16(b, 0x18)),
+            block_bitmap_csum: split(0x18, 0x38),
+            inode_bitmap_csum: split(0x1A, 0x3A),
+            itable_unused: split(0x1C, 0x32),
             checksum: le16(b, BG_CHECKSUM_OFFSET),
         }
+    }
+
+    /// Encodes every field but `bg_checksum` into `b` (at least `desc_size` bytes); bytes of
+    /// fields this type does not model (`bg_exclude_bitmap`, reserved) are left as they are.
+    /// With 32-byte descriptors the high halves are dropped: the caller keeps block numbers
+    /// below 2^32 and counts below 2^16 there (a group holds at most `8 * block_size` of each).
+    pub fn write_to(&self, b: &mut [u8], desc_size: usize) {
+        let wide = desc_size >= DESC_SIZE_64;
+        let mut pair = |v: u64, lo: usize, hi: usize| {
+            let (l, h) = halves32(v);
+            put32(b, lo, l);
+            if wide {
+                put32(b, hi, h);
+            }
+        };
+        pair(self.block_bitmap, 0x0, 0x20);
+        pair(self.inode_bitmap, 0x4, 0x24);
+        pair(self.inode_table, 0x8, 0x28);
+        let mut split = |v: u32, lo: usize, hi: usize| {
+            let (l, h) = halves16(v);
+            put16(b, lo, l);
+            if wide {
+                put16(b, hi, h);
+            }
+        };
+        split(self.free_blocks_count, 0xC, 0x2C);
+        split(self.free_inodes_count, 0xE, 0x2E);
+        split(self.used_dirs_count, 0x10, 0x30);
+        split(self.block_bitmap_csum, 0x18, 0x38);
+        split(self.inode_bitmap_csum, 0x1A, 0x3A);
+        split(self.itable_unused, 0x1C, 0x32);
+        put16(b, 0x12, self.flags);
     }
 
     /// True when the block bitmap on disk is not initialised (`BLOCK_UNINIT`).
@@ -88,6 +138,84 @@ pub fn desc_checksum(seed: u32, group: u32, raw: &[u8]) -> u16 {
     let c = ext4_crc32c(c, &[0, 0]);
     let c = ext4_crc32c(c, &raw[BG_CHECKSUM_OFFSET + 2..]);
     u16::try_from(c & 0xFFFF).unwrap_or(0)
+}
+
+/// The checksum that protects the group descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescCsum {
+    /// Neither `metadata_csum` nor `gdt_csum`: `bg_checksum` is unused, and so are the lazy
+    /// initialisation flags and `bg_itable_unused` (e2fsck wants them clear).
+    None,
+    /// `gdt_csum` (`uninit_bg`): crc16 of the UUID, the group number and the descriptor.
+    Crc16 {
+        /// The filesystem UUID.
+        uuid: [u8; 16],
+    },
+    /// `metadata_csum`: the low 16 bits of [`desc_checksum`].
+    Crc32c {
+        /// The metadata checksum seed ([`csum_seed`]).
+        seed: u32,
+    },
+}
+
+/// `RO_COMPAT_GDT_CSUM` (e2fsprogs calls it `uninit_bg`).
+const RO_COMPAT_GDT_CSUM: u32 = 0x10;
+
+impl DescCsum {
+    /// The descriptor checksum of the filesystem whose superblock is `sb` (`metadata_csum` wins
+    /// over `gdt_csum` when both are set, as in the kernel).
+    pub fn of(sb: &Superblock) -> Self {
+        let ro = sb.features.ro_compat;
+        if ro & super::features::RO_COMPAT_METADATA_CSUM != 0 {
+            Self::Crc32c {
+                seed: csum_seed(sb),
+            }
+        } else if ro & RO_COMPAT_GDT_CSUM != 0 {
+            Self::Crc16 { uuid: sb.uuid }
+        } else {
+            Self::None
+        }
+    }
+
+    /// True when descriptors carry a checksum (and with it the lazy-init flags).
+    pub fn enabled(&self) -> bool {
+        !matches!(self, Self::None)
+    }
+
+    /// The `bg_checksum` of descriptor `raw` (exactly `desc_size` bytes) of group `group`.
+    pub fn compute(&self, group: u32, raw: &[u8]) -> u16 {
+        match self {
+            Self::None => 0,
+            Self::Crc32c { seed } => desc_checksum(*seed, group, raw),
+            Self::Crc16 { uuid } => {
+                let c = crc16(0xFFFF, uuid);
+                let c = crc16(c, &group.to_le_bytes());
+                let c = crc16(c, &raw[..BG_CHECKSUM_OFFSET]);
+                crc16(c, &raw[BG_CHECKSUM_OFFSET + 2..])
+            }
+        }
+    }
+
+    /// Stores the checksum of `raw` (group `group`) in its `bg_checksum` field.
+    pub fn seal(&self, group: u32, raw: &mut [u8]) {
+        let c = self.compute(group, raw);
+        put16(raw, BG_CHECKSUM_OFFSET, c);
+    }
+}
+
+/// CRC-16 with the polynomial 0x8005, bit-reflected (the kernel's `crc16`), continued from `crc`.
+pub fn crc16(mut crc: u16, data: &[u8]) -> u16 {
+    for &byte in data {
+        crc ^= u16::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
 }
 
 /// The metadata checksum seed: `s_checksum_seed` with `metadata_csum_seed`, else
@@ -322,6 +450,46 @@ mod tests {
         assert_eq!(wide.inode_table, 0x3333);
         assert_eq!(wide.free_blocks_count, 0x1_0007);
         assert_eq!(wide.block_bitmap_csum, 0xDEAD_BEEF);
+    }
+
+    #[test]
+    fn write_to_round_trips() {
+        let d = GroupDesc {
+            block_bitmap: 0x1_0000_0010,
+            inode_bitmap: 0x11,
+            inode_table: 0x2_0000_0012,
+            free_blocks_count: 0x1_2345,
+            free_inodes_count: 0x8000,
+            used_dirs_count: 3,
+            flags: BG_INODE_UNINIT | BG_INODE_ZEROED,
+            block_bitmap_csum: 0xDEAD_BEEF,
+            inode_bitmap_csum: 0x1234_5678,
+            itable_unused: 0x8000,
+            checksum: 0,
+        };
+        let mut b = [0u8; 64];
+        d.write_to(&mut b, 64);
+        assert_eq!(GroupDesc::from_bytes(&b, 64), d);
+        let mut n = [0u8; 32];
+        d.write_to(&mut n, 32);
+        let narrow = GroupDesc::from_bytes(&n, 32);
+        assert_eq!(narrow.block_bitmap, 0x10, "high half dropped");
+        assert_eq!(narrow.free_blocks_count, 0x2345);
+        assert_eq!(narrow.inode_bitmap_csum, 0x5678);
+        assert_eq!(narrow.itable_unused, 0x8000);
+    }
+
+    #[test]
+    fn crc16_is_the_kernel_crc16() {
+        // CRC-16/ARC: polynomial 0x8005 reflected, initial 0; check value 0xBB3D.
+        assert_eq!(crc16(0, b"123456789"), 0xBB3D);
+        let mut d = [7u8; 32];
+        let csum = DescCsum::Crc16 { uuid: [1; 16] };
+        csum.seal(2, &mut d);
+        let stored = le16(&d, BG_CHECKSUM_OFFSET);
+        assert_eq!(csum.compute(2, &d), stored, "the stored value is skipped");
+        assert_ne!(csum.compute(3, &d), stored);
+        assert_eq!(DescCsum::None.compute(2, &d), 0);
     }
 
     #[test]

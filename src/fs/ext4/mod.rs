@@ -10,6 +10,8 @@ pub mod bitmap;
 pub mod features;
 pub mod gate;
 pub mod group_desc;
+pub mod grow;
+pub mod inode;
 pub mod journal;
 pub mod read;
 pub mod rootfs;

@@ -1,12 +1,14 @@
 //! The ext4 superblock: 1024 bytes at byte 1024 of the filesystem.
 //!
-//! Decoding only; layout from the kernel's `super.html`. The checksum (crc32c over bytes
-//! `0..0x3FC`, stored at `0x3FC`) is verified when `metadata_csum` is set.
+//! Layout from the kernel's `super.html`. The checksum (crc32c over bytes `0..0x3FC`, stored at
+//! `0x3FC`) is verified when `metadata_csum` is set. [`Superblock`] decodes; the few fields
+//! piimage rewrites (the sizes and counts growth changes, [`SizeFields`]) are encoded into the raw
+//! bytes, which [`seal`] then checksums.
 
 use serde::Serialize;
 
 use super::features::{self, FeatureSet};
-use crate::fs::bytes::{le16, le32};
+use crate::fs::bytes::{halves32, le16, le32, put16, put32};
 
 /// Byte offset of the superblock inside the filesystem.
 pub const SUPERBLOCK_OFFSET: u64 = 1024;
@@ -38,6 +40,21 @@ pub enum Ext4Error {
     /// Reading failed.
     #[error("reading the ext4 filesystem: {0}")]
     Io(#[from] std::io::Error),
+    /// Growing is refused: the filesystem uses a feature or layout the grower does not handle.
+    #[error("cannot grow the ext4 filesystem: it uses `{feature}`, which piimage does not handle")]
+    Unsupported {
+        /// The feature as `dumpe2fs -h` names it (or the layout property, e.g. `block size 65536`).
+        feature: String,
+    },
+    /// Growing is refused: the filesystem is not in a clean, checked state.
+    #[error("cannot grow the ext4 filesystem: {reason}; run `e2fsck -f` on the image first")]
+    NotClean {
+        /// What is wrong (e.g. `needs_recovery`).
+        reason: String,
+    },
+    /// The requested size is one offline growth (without moving blocks) cannot reach.
+    #[error("cannot grow the ext4 filesystem: {0}")]
+    CannotGrow(String),
     /// The ext4 reader library refused or failed.
     #[error("ext4: {path}: {detail}")]
     Reader {
@@ -237,6 +254,81 @@ impl Superblock {
     }
 }
 
+/// `s_block_group_nr`: the group a superblock copy lives in.
+pub const BLOCK_GROUP_NR_OFFSET: usize = 0x5A;
+/// `s_state`.
+pub const STATE_OFFSET: usize = 0x3A;
+/// `s_checksum`.
+const CHECKSUM_OFFSET: usize = 0x3FC;
+
+/// The superblock fields that depend on the size of the filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeFields {
+    /// `s_inodes_count`.
+    pub inodes_count: u32,
+    /// `s_blocks_count` (`_lo` and, with `64bit`, `_hi`).
+    pub blocks_count: u64,
+    /// `s_r_blocks_count`.
+    pub reserved_blocks_count: u64,
+    /// `s_free_blocks_count`.
+    pub free_blocks_count: u64,
+    /// `s_free_inodes_count`.
+    pub free_inodes_count: u32,
+    /// `s_reserved_gdt_blocks`.
+    pub reserved_gdt_blocks: u16,
+    /// `s_overhead_clusters` (0: the kernel computes it at mount).
+    pub overhead_clusters: u32,
+}
+
+impl SizeFields {
+    /// Decodes the fields from raw superblock bytes.
+    pub fn from_bytes(b: &[u8; SUPERBLOCK_SIZE]) -> Self {
+        let is64 = le32(b, 0x60) & features::INCOMPAT_64BIT != 0;
+        let wide = |lo: usize, hi: usize| {
+            let hi = if is64 { u64::from(le32(b, hi)) } else { 0 };
+            hi << 32 | u64::from(le32(b, lo))
+        };
+        Self {
+            inodes_count: le32(b, 0x0),
+            blocks_count: wide(0x4, 0x150),
+            reserved_blocks_count: wide(0x8, 0x154),
+            free_blocks_count: wide(0xC, 0x158),
+            free_inodes_count: le32(b, 0x10),
+            reserved_gdt_blocks: le16(b, 0xCE),
+            overhead_clusters: le32(b, 0x248),
+        }
+    }
+
+    /// Encodes the fields into raw superblock bytes (the high halves only with `64bit`; without
+    /// it the caller keeps the counts below 2^32). The checksum is left stale: call [`seal`].
+    pub fn write_to(&self, b: &mut [u8; SUPERBLOCK_SIZE]) {
+        let is64 = le32(b, 0x60) & features::INCOMPAT_64BIT != 0;
+        let mut wide = |v: u64, lo: usize, hi: usize| {
+            let (l, h) = halves32(v);
+            put32(b, lo, l);
+            if is64 {
+                put32(b, hi, h);
+            }
+        };
+        wide(self.blocks_count, 0x4, 0x150);
+        wide(self.reserved_blocks_count, 0x8, 0x154);
+        wide(self.free_blocks_count, 0xC, 0x158);
+        put32(b, 0x0, self.inodes_count);
+        put32(b, 0x10, self.free_inodes_count);
+        put16(b, 0xCE, self.reserved_gdt_blocks);
+        put32(b, 0x248, self.overhead_clusters);
+    }
+}
+
+/// Stores the superblock checksum when the filesystem has `metadata_csum` (else leaves the
+/// bytes as they are).
+pub fn seal(b: &mut [u8; SUPERBLOCK_SIZE]) {
+    if le32(b, 0x64) & features::RO_COMPAT_METADATA_CSUM != 0 {
+        let c = ext4_crc32c(!0, &b[..CHECKSUM_OFFSET]);
+        put32(b, CHECKSUM_OFFSET, c);
+    }
+}
+
 /// True when `sb` (the 1024 bytes at offset 1024) carries the ext2/3/4 magic.
 pub fn looks_like_ext4(sb: &[u8]) -> bool {
     sb.len() >= 0x3A && le16(sb, 0x38) == EXT4_MAGIC
@@ -291,6 +383,25 @@ mod tests {
             Superblock::from_bytes(&b),
             Err(Ext4Error::BadMagic { .. })
         ));
+    }
+
+    #[test]
+    fn size_fields_round_trip_and_seal() {
+        let mut b = sample();
+        let mut f = SizeFields::from_bytes(&b);
+        assert_eq!((f.inodes_count, f.blocks_count), (8192, 32768));
+        f.blocks_count = 65536;
+        f.free_blocks_count = 50000;
+        f.reserved_gdt_blocks = 7;
+        f.write_to(&mut b);
+        assert!(matches!(
+            Superblock::from_bytes(&b),
+            Err(Ext4Error::BadChecksum { .. })
+        ));
+        seal(&mut b);
+        let sb = Superblock::from_bytes(&b).unwrap();
+        assert_eq!((sb.blocks_count, sb.free_blocks_count), (65536, 50000));
+        assert_eq!(SizeFields::from_bytes(&b), f);
     }
 
     #[test]
