@@ -17,9 +17,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::disk::partition::DiskId;
 use crate::disk::source::{self, Cache};
-use crate::disk::{CowDisk, FileStorage, Window};
+use crate::disk::{CowDisk, FileStorage, Storage, Window};
 use crate::fs::ext4::Ext4Reader;
 use crate::fs::fat::FatReader;
+use crate::inspect::human_bytes;
 use crate::io::sniff::Compression;
 use crate::output::{
     BaseCache, CacheConfig, NodeImage, NodeOutputs, OutputSpec, build_nodes, write_sha256sums,
@@ -32,6 +33,7 @@ use crate::recipe::{OutputFormat, ResolvedRecipe};
 use crate::secrets::hostkey::ed25519;
 use crate::secrets::rng::derived_rng;
 
+use crate::pipeline::grow::{Growth, grow_root};
 use crate::pipeline::identity::set_disk_id;
 use crate::pipeline::{Layout, apply_node};
 
@@ -61,8 +63,10 @@ pub struct BuildReport {
 pub struct PreparedBase {
     /// The raw base file.
     pub path: PathBuf,
-    /// Read-only storage over it.
-    pub storage: Arc<FileStorage>,
+    /// The base's bytes: the file read-only, or the grown image over it ([`Self::grow`]).
+    pub storage: Arc<dyn Storage>,
+    /// Set once [`Self::grow`] made the image larger than the file.
+    pub growth: Option<Growth>,
     /// Partitions and filesystems.
     pub layout: Layout,
     /// The OS profile.
@@ -83,10 +87,10 @@ impl std::fmt::Debug for PreparedBase {
 
 /// Opens and reads the raw base image at `path`.
 pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
-    let storage = Arc::new(
+    let storage: Arc<dyn Storage> = Arc::new(
         FileStorage::open_read_only(path).with_context(|| format!("opening {}", path.display()))?,
     );
-    let layout = Layout::detect(&*storage).with_context(|| path.display().to_string())?;
+    let layout = Layout::detect(&storage).with_context(|| path.display().to_string())?;
     let Some(root) = layout.root.clone() else {
         bail!("{}: no ext4 root partition", path.display());
     };
@@ -122,11 +126,47 @@ pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
     Ok(PreparedBase {
         path: path.to_owned(),
         storage,
+        growth: None,
         layout,
         profile,
         disk_id,
         uses_partuuid,
     })
+}
+
+impl PreparedBase {
+    /// Grows the image to `size` bytes (`output.size`), once for every node: the root
+    /// partition reaches the new end and its ext4 filesystem fills it (see
+    /// [`crate::pipeline::grow`]). The file is not touched; the grown image is an overlay.
+    ///
+    /// # Errors
+    /// `size` is smaller than the base, or the image cannot be grown.
+    pub fn grow(self, size: u64) -> Result<Self> {
+        let old_len = self.storage.len();
+        if size < old_len {
+            bail!(
+                "output.size: {size} bytes ({}) is smaller than the base image {} ({old_len} \
+                 bytes, {})",
+                human_bytes(size),
+                self.path.display(),
+                human_bytes(old_len)
+            );
+        }
+        if size == old_len {
+            return Ok(self);
+        }
+        let disk = CowDisk::grown(Arc::clone(&self.storage), size)?;
+        let growth = grow_root(&disk, &self.layout, old_len)
+            .with_context(|| format!("{} grown to {}", self.path.display(), human_bytes(size)))?;
+        let layout = Layout::detect(&disk)
+            .with_context(|| format!("{} after growing it", self.path.display()))?;
+        Ok(Self {
+            storage: Arc::new(disk),
+            growth: Some(growth),
+            layout,
+            ..self
+        })
+    }
 }
 
 /// The seed bytes: the recipe's, or fresh randomness (builds then differ).
@@ -209,14 +249,11 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport> {
-    if recipe.output.size.is_some() {
-        bail!(
-            "output.size: growing the image to a card size is not implemented yet; remove it \
-             (Raspberry Pi OS and Ubuntu grow the root partition on first boot)"
-        );
-    }
     let base_image = source::resolve(&recipe.base, cache, progress)?;
-    let base = prepare_base(&base_image.raw_path)?;
+    let mut base = prepare_base(&base_image.raw_path)?;
+    if let Some(size) = recipe.output.size {
+        base = base.grow(size)?;
+    }
     let seed = seed_bytes(recipe)?;
     let plans = plan_all(recipe, &base, &seed, &opts.only)?;
     if plans.is_empty() {
@@ -230,8 +267,11 @@ pub fn build(
     // Partial files left by an interrupted earlier build (never under a final name).
     crate::output::sweep_partials(&dir)?;
     let spec = output_spec(recipe);
-    let storage: Arc<dyn crate::disk::Storage> = base.storage.clone();
-    let base_cache = BaseCache::new(storage, CacheConfig::new(&dir))?.with_base_file(&base.path);
+    let mut base_cache = BaseCache::new(Arc::clone(&base.storage), CacheConfig::new(&dir))?;
+    if base.growth.is_none() {
+        // Raw outputs start as a clone of the file (a grown image is streamed instead).
+        base_cache = base_cache.with_base_file(&base.path);
+    }
     let jobs = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     } else {

@@ -36,7 +36,7 @@ pub struct PlanArgs {
 /// Reads text files of the base, as the plan's edits see them.
 struct BaseFiles {
     root: Option<Ext4Reader>,
-    boot: Option<FatReader<Window<Arc<piimage::disk::FileStorage>>>>,
+    boot: Option<FatReader<Window<Arc<dyn piimage::disk::Storage>>>>,
 }
 
 impl BaseFiles {

@@ -102,6 +102,8 @@ fn spans(offset: u64, len: usize) -> impl Iterator<Item = (u64, usize, usize, us
 /// A disk whose writes go to an overlay over a read-only base.
 pub struct CowDisk<B> {
     base: B,
+    /// Length of the disk: the base's, or more for a grown disk (zeros past the base).
+    len: u64,
     overlay: Mutex<Overlay>,
 }
 
@@ -143,6 +145,7 @@ impl<B: Storage> CowDisk<B> {
     /// An overlay over `base` keeping at most `limit` bytes of changed blocks in memory.
     pub fn with_memory_limit(base: B, limit: usize) -> Self {
         Self {
+            len: base.len(),
             base,
             overlay: Mutex::new(Overlay {
                 blocks: BTreeMap::new(),
@@ -152,6 +155,34 @@ impl<B: Storage> CowDisk<B> {
                 spill_slots: 0,
             }),
         }
+    }
+
+    /// An overlay over `base` that is `len` bytes long: past the base's end it reads zeros
+    /// until written (a disk image grown to a card's size).
+    ///
+    /// # Errors
+    /// `len` is shorter than the base.
+    pub fn grown(base: B, len: u64) -> io::Result<Self> {
+        if len < base.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot shrink a {} byte disk to {len} bytes", base.len()),
+            ));
+        }
+        let mut disk = Self::new(base);
+        disk.len = len;
+        Ok(disk)
+    }
+
+    /// Reads `buf` from the base at `offset`; past the base's end the bytes are zeros.
+    fn read_base(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let avail = usize::try_from(self.base.len().saturating_sub(offset))
+            .map_or(buf.len(), |a| a.min(buf.len()));
+        buf[avail..].fill(0);
+        if avail > 0 {
+            self.base.read_at(offset, &mut buf[..avail])?;
+        }
+        Ok(())
     }
 
     /// The base storage.
@@ -183,24 +214,20 @@ impl<B: Storage> CowDisk<B> {
             return o.load(slot, buf);
         }
         let start = index * COW_BLOCK_U64;
-        let len = self.base.len();
-        let avail =
-            usize::try_from(len.saturating_sub(start)).map_or(COW_BLOCK, |a| a.min(COW_BLOCK));
-        buf[avail..].fill(0);
-        self.base.read_at(start, &mut buf[..avail])
+        self.read_base(start, buf)
     }
 }
 
 impl<B: Storage> Storage for CowDisk<B> {
     fn len(&self) -> u64 {
-        self.base.len()
+        self.len
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_range(offset, buf.len(), self.len())?;
         let o = self.overlay.lock().map_err(|_| poisoned())?;
         if o.blocks.is_empty() {
-            return self.base.read_at(offset, buf);
+            return self.read_base(offset, buf);
         }
         let mut block = [0u8; COW_BLOCK];
         // Untouched blocks are read from the base in runs, one read per run.
@@ -209,8 +236,7 @@ impl<B: Storage> Storage for CowDisk<B> {
             match o.blocks.get(&index) {
                 Some(slot) => {
                     if let Some(start) = run.take() {
-                        self.base
-                            .read_at(offset + start as u64, &mut buf[start..at])?;
+                        self.read_base(offset + start as u64, &mut buf[start..at])?;
                     }
                     o.load(slot, &mut block)?;
                     buf[at..at + n].copy_from_slice(&block[within..within + n]);
@@ -221,8 +247,7 @@ impl<B: Storage> Storage for CowDisk<B> {
             }
         }
         if let Some(start) = run {
-            self.base
-                .read_at(offset + start as u64, &mut buf[start..])?;
+            self.read_base(offset + start as u64, &mut buf[start..])?;
         }
         Ok(())
     }
@@ -301,6 +326,25 @@ mod tests {
         disk.read_at(27 * COW_BLOCK_U64, &mut b).unwrap();
         assert_eq!(&b, &[10, 10, 10, 10, 10, b'z', b'z', 10]);
         assert_eq!(disk.stats().changed_blocks, 10);
+    }
+
+    #[test]
+    fn a_grown_disk_reads_zeros_past_the_base_until_written() {
+        let base = MemStorage::new(pattern(COW_BLOCK + 100));
+        assert!(CowDisk::grown(&base, 10).is_err(), "no shrinking");
+        let disk = CowDisk::grown(&base, 4 * COW_BLOCK_U64).unwrap();
+        assert_eq!(disk.len(), 4 * COW_BLOCK_U64);
+        let mut all = vec![1u8; 4 * COW_BLOCK];
+        disk.read_at(0, &mut all).unwrap();
+        assert_eq!(&all[..COW_BLOCK + 100], &pattern(COW_BLOCK + 100)[..]);
+        assert!(all[COW_BLOCK + 100..].iter().all(|&b| b == 0));
+        disk.write_at(3 * COW_BLOCK_U64 + 1, b"xy").unwrap();
+        disk.write_at(COW_BLOCK_U64 + 99, b"ab").unwrap();
+        disk.read_at(0, &mut all).unwrap();
+        assert_eq!(&all[COW_BLOCK + 99..COW_BLOCK + 102], b"ab\0");
+        assert_eq!(&all[3 * COW_BLOCK..3 * COW_BLOCK + 4], b"\0xy\0");
+        assert!(disk.write_at(4 * COW_BLOCK_U64 - 1, b"zz").is_err());
+        assert_eq!(base.to_vec(), pattern(COW_BLOCK + 100));
     }
 
     proptest! {

@@ -9,6 +9,8 @@ pub mod firstboot;
 pub mod os;
 mod render;
 
+pub use render::human_bytes;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -2,6 +2,7 @@
 //! (with the output pipeline) streamed to the outputs.
 
 pub mod apply;
+pub mod grow;
 pub mod identity;
 pub mod node;
 

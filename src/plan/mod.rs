@@ -14,6 +14,7 @@ pub mod node;
 pub mod profile;
 pub mod ssh;
 pub mod system;
+pub mod units;
 pub mod users;
 mod yaml;
 

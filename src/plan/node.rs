@@ -22,6 +22,7 @@ use super::network::{InterfaceSpec, IpConfig, WifiSpec, netplan, network_ops};
 use super::profile::Profile;
 use super::ssh::{SshSpec, ssh_ops};
 use super::system::{keyboard_ops, locale_ops, timezone_ops};
+use super::units::enable_links;
 use super::users::{Sudo, UserSpec, disarm_user_wizard, remove_user_ops, user_ops};
 
 /// Everything the build needs to make one node's image.
@@ -386,10 +387,14 @@ pub fn plan_node(
             ops.extend(keyboard_ops(&k.layout, k.model.as_deref()));
         }
     }
-    for unit in &node.services.enable {
+    let overlays = overlay_ops(recipe, node, profile, &users)?;
+    let written: Vec<FileOp> = ops.iter().chain(&overlays).cloned().collect();
+    let links =
+        enable_links(&node.services.enable, &written, &profile.units).map_err(|e| err(node, e))?;
+    for (path, target) in links {
         ops.push(FileOp::Symlink {
-            path: format!("/etc/systemd/system/multi-user.target.wants/{unit}"),
-            target: format!("/usr/lib/systemd/system/{unit}"),
+            path,
+            target,
             uid: 0,
             gid: 0,
         });
@@ -403,7 +408,7 @@ pub fn plan_node(
             gid: 0,
         });
     }
-    ops.extend(overlay_ops(recipe, node, profile, &users)?);
+    ops.extend(overlays);
 
     if profile.has_cloud_init() {
         if bake {

@@ -3,6 +3,9 @@
 //!
 //! Read once per base from the image itself (the `inspect` logic), never guessed from a name.
 
+use std::collections::BTreeMap;
+
+use super::units::{UnitFile, read_units};
 use crate::fs::ext4::Ext4Reader;
 use crate::inspect::accounts::{User, regular_users};
 use crate::inspect::firstboot::{self, FirstBoot, Mechanism};
@@ -42,6 +45,8 @@ pub struct Profile {
     pub uids: Vec<(String, u32)>,
     /// Every group of `/etc/group` with its gid.
     pub gids: Vec<(String, u32)>,
+    /// The system unit files, by name (for `services.enable`).
+    pub units: BTreeMap<String, UnitFile>,
 }
 
 fn ids(table: &str) -> Vec<(String, u32)> {
@@ -152,6 +157,7 @@ impl Profile {
             home_trees,
             uids: ids(&passwd),
             gids: ids(&group),
+            units: read_units(reader)?,
         })
     }
 

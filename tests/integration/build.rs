@@ -126,6 +126,16 @@ fn worker_recipe_on_bookworm() {
         )
         .contains("/usr/lib/systemd/system/ssh.service")
     );
+    // services.enable follows the unit's [Install] section, as systemctl does: the overlay
+    // ships k3s-install.service in /etc/systemd/system, wanted by multi-user.target.
+    assert!(
+        debugfs(
+            &img,
+            root,
+            "stat /etc/systemd/system/multi-user.target.wants/k3s-install.service"
+        )
+        .contains("Fast link dest: \"/etc/systemd/system/k3s-install.service\"")
+    );
     // The baked host key is the one in known_hosts, and sshd accepts the config with it.
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("hostkey");
@@ -373,6 +383,10 @@ fn plan_shows_files_and_diffs_and_writes_no_image() {
         "write   root:/home/admin/.ssh/authorized_keys  0600 1000:1000",
         "edit    boot:/cmdline.txt",
         "write   boot:/meta-data",
+        // nftables.service is wanted by sysinit.target (its [Install] section), not by
+        // multi-user.target; k3s-install.service comes from the overlay.
+        "symlink root:/etc/systemd/system/sysinit.target.wants/nftables.service  -> /usr/lib/systemd/system/nftables.service",
+        "symlink root:/etc/systemd/system/multi-user.target.wants/k3s-install.service  -> /etc/systemd/system/k3s-install.service",
     ] {
         assert!(text.contains(want), "{want:?} not in\n{text}");
     }
@@ -636,4 +650,127 @@ fn ctrl_c_stops_the_build_and_removes_partial_outputs() {
         }
     }
     assert!(!out.path().join("SHA256SUMS").exists());
+}
+
+/// `output.size` grows the image, its root partition and the ext4 filesystem once for every
+/// node, so an overlay larger than the base's free space fits; checked with sfdisk, dumpe2fs,
+/// e2fsck, fsck.fat and debugfs.
+#[test]
+fn output_size_grows_the_image_and_the_root_filesystem() {
+    let out = tempfile::tempdir().unwrap();
+    let big = tempfile::tempdir().unwrap();
+    // 200 MiB: more than the fixture's root has free (about 160 MiB).
+    sh(
+        big.path(),
+        "mkdir -p opt/data && { yes 'piimage grows the root' || true; } | head -c 200M > opt/data/blob",
+    );
+    let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
+    let recipe = repo()
+        .join("target")
+        .join(format!("test-grow-{}.yaml", std::process::id()));
+    std::fs::write(
+        &recipe,
+        format!(
+            "extends: ../recipes/worker.yaml\nseed: {{ env: PIIMAGE_TEST_SEED }}\n\
+             output: {{ formats: [img, img.zst], size: 1G }}\n\
+             roles:\n  worker:\n    overlays: [ ../overlays/common, ../overlays/k3s, {} ]\n",
+            big.path().display()
+        ),
+    )
+    .unwrap();
+    let o = out.path().to_str().unwrap();
+    let args = [
+        "build",
+        recipe.to_str().unwrap(),
+        "--base",
+        base.to_str().unwrap(),
+        "--out",
+        o,
+        "--node",
+        "worker-03",
+    ];
+    build_ok(&args, &[("PIIMAGE_TEST_SEED", "grow")]);
+    let img = out.path().join("pico-worker-03.img");
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 1 << 30);
+    let info = fixtures::info(Fixture::RaspiosBookworm);
+    let (boot, root) = (info.boot.offset(), info.root.offset());
+    // The root partition reaches the end of the image; the boot partition is unchanged.
+    let dump = run_ok("sfdisk", &["--dump", img.to_str().unwrap()]);
+    let start = root / 512;
+    let want = format!(
+        "start={start:>12}, size={:>12}, type=83",
+        (1u64 << 21) - start
+    );
+    assert!(dump.contains(&want), "{want} not in\n{dump}");
+    assert!(
+        dump.contains(&format!("size={:>12}, type=c", info.boot.size() / 512)),
+        "{dump}"
+    );
+    e2fsck_clean(&img, root);
+    fsck_fat_clean(&img, boot, info.boot.size());
+    let spec = format!("{}?offset={root}", img.display());
+    let sb = run_ok("dumpe2fs", &["-h", &spec]);
+    let blocks = ((1u64 << 30) - root) / 4096;
+    assert!(
+        sb.lines()
+            .any(|l| l.starts_with("Block count:") && l.ends_with(&format!(" {blocks}"))),
+        "block count {blocks}:\n{sb}"
+    );
+    // The node's settings and the big file are there, byte for byte.
+    assert_eq!(debugfs(&img, root, "cat /etc/hostname"), "worker-03\n");
+    let back = big.path().join("back");
+    run_ok(
+        "debugfs",
+        &[
+            "-R",
+            &format!("dump /opt/data/blob {}", back.display()),
+            &spec,
+        ],
+    );
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(big.path().join("opt/data/blob")).unwrap()
+    );
+    // The compressed image is the same image.
+    let unzst = out.path().join("unzst.img");
+    run_ok(
+        "zstd",
+        &[
+            "-dqf",
+            out.path().join("pico-worker-03.img.zst").to_str().unwrap(),
+            "-o",
+            unzst.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        run_ok("cmp", &[img.to_str().unwrap(), unzst.to_str().unwrap()]),
+        ""
+    );
+
+    // Smaller than the base: refused before anything is written.
+    std::fs::write(
+        &recipe,
+        "extends: ../recipes/worker.yaml\noutput: { size: 100M }\n",
+    )
+    .unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    let r = piimage(
+        &[
+            "build",
+            recipe.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "--out",
+            out2.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("output.size") && err.contains("smaller than the base"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
+    let _ = std::fs::remove_file(&recipe);
 }

@@ -37,7 +37,7 @@ fn reader_err(path: &str, e: impl std::fmt::Display) -> Ext4Error {
 
 impl Ext4Reader {
     /// Opens the filesystem in `window` (checks the superblock, loads the journal in memory).
-    pub fn open<S: Storage + 'static>(window: Window<Arc<S>>) -> Result<Self, Ext4Error>
+    pub fn open<S: Storage + ?Sized + 'static>(window: Window<Arc<S>>) -> Result<Self, Ext4Error>
     where
         Arc<S>: Storage,
     {

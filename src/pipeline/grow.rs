@@ -1,0 +1,168 @@
+//! Growing an image to a card's size (`output.size`): the disk, its root partition and the
+//! ext4 filesystem in it.
+//!
+//! Official images are trimmed to their contents plus a small margin (image-formats.md §1) and
+//! grow their root partition on first boot. A build that sets `output.size` grows them here
+//! instead, once per base (every node shares the grown base), so the node has its space from
+//! the first boot and the build has room for large overlays:
+//! 1. the disk is a [`CowDisk::grown`] over the base: zeros past the base's end;
+//! 2. the root partition must be the last primary partition of an MBR table (as in every
+//!    official image); its sector count is set to reach the new end of the disk (MBR entries
+//!    hold 32-bit sector counts: at most 2 TiB);
+//! 3. the ext4 filesystem is grown to fill the partition ([`crate::fs::ext4::grow`]).
+//!
+//! GPT images are refused for now: growing one also moves the backup table to the new end.
+
+use crate::disk::partition::TableKind;
+use crate::disk::{SECTOR_SIZE, Storage, Window};
+use crate::fs::ext4::Ext4Error;
+use crate::fs::ext4::grow::{GrowReport, grow};
+
+use super::node::Layout;
+
+/// Offset of the MBR's first partition entry.
+const MBR_ENTRIES: u64 = 446;
+/// Bytes per MBR partition entry.
+const MBR_ENTRY_LEN: u64 = 16;
+
+/// Why an image cannot be grown.
+#[derive(Debug, thiserror::Error)]
+pub enum GrowError {
+    /// The image's layout is not one piimage grows.
+    #[error("cannot grow this image: {0}")]
+    Unsupported(String),
+    /// The new size is too small or too large.
+    #[error("output.size: {0}")]
+    Size(String),
+    /// Reading or writing the disk failed.
+    #[error("growing the image: {0}")]
+    Io(#[from] std::io::Error),
+    /// The root filesystem could not be grown.
+    #[error("growing the root filesystem (partition {partition}): {source}")]
+    Ext4 {
+        /// Partition number.
+        partition: u32,
+        /// Why.
+        #[source]
+        source: Ext4Error,
+    },
+}
+
+/// What growing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Growth {
+    /// Root partition number.
+    pub partition: u32,
+    /// Root partition length before and after, in bytes.
+    pub old_len: u64,
+    /// After.
+    pub new_len: u64,
+    /// The filesystem's side.
+    pub ext4: GrowReport,
+}
+
+/// Grows the root partition of `disk` (already as long as the new image, with zeros past the
+/// old end; `layout` as read before growing) to the end of the disk, and its ext4 filesystem
+/// with it. `old_len` is the length of the image before growing.
+///
+/// # Errors
+/// See [`GrowError`]; the disk may then hold part of the change and must be dropped.
+pub fn grow_root<S: Storage>(disk: &S, layout: &Layout, old_len: u64) -> Result<Growth, GrowError> {
+    let table = &layout.table;
+    if table.kind != TableKind::Mbr {
+        return Err(GrowError::Unsupported(format!(
+            "its partition table is {}; only MBR images (every official Raspberry Pi OS and \
+             Ubuntu raspi image) can be grown",
+            table.kind
+        )));
+    }
+    let root = layout
+        .root
+        .as_ref()
+        .ok_or_else(|| GrowError::Unsupported("it has no ext4 root partition".into()))?;
+    if !(1..=4).contains(&root.number) {
+        return Err(GrowError::Unsupported(format!(
+            "the root partition {} is a logical partition",
+            root.number
+        )));
+    }
+    let root_end = root.offset() + root.len();
+    if let Some(after) = table
+        .partitions
+        .iter()
+        .find(|p| p.number != root.number && p.offset() >= root_end)
+    {
+        return Err(GrowError::Unsupported(format!(
+            "partition {} lies after the root partition {}",
+            after.number, root.number
+        )));
+    }
+    let new_len = disk.len();
+    if new_len < old_len {
+        return Err(GrowError::Size(format!(
+            "{new_len} bytes is smaller than the base image ({old_len} bytes)"
+        )));
+    }
+    let sector = SECTOR_SIZE;
+    let start = root.offset() / sector;
+    let sectors = u32::try_from(new_len / sector - start).map_err(|_| {
+        GrowError::Size(format!(
+            "{new_len} bytes is past what an MBR partition can address (2 TiB)"
+        ))
+    })?;
+    let new_part_len = u64::from(sectors) * sector;
+    if new_part_len < root.len() {
+        return Err(GrowError::Size(format!(
+            "{new_len} bytes would end the root partition before its current end"
+        )));
+    }
+    let entry = MBR_ENTRIES + MBR_ENTRY_LEN * u64::from(root.number - 1);
+    let last = start + u64::from(sectors) - 1;
+    disk.write_at(entry + 5, &chs(last))?;
+    disk.write_at(entry + 12, &sectors.to_le_bytes())?;
+
+    let window = Window::new(disk, root.offset(), new_part_len)?;
+    let ext4 = grow(&window, new_part_len).map_err(|source| GrowError::Ext4 {
+        partition: root.number,
+        source,
+    })?;
+    Ok(Growth {
+        partition: root.number,
+        old_len: root.len(),
+        new_len: new_part_len,
+        ext4,
+    })
+}
+
+/// The CHS address of sector `lba` as an MBR entry stores it (255 heads, 63 sectors per
+/// track), or the "beyond CHS" marker 1023/254/63 that partitioning tools write past 8 GiB.
+fn chs(lba: u64) -> [u8; 3] {
+    const HEADS: u64 = 255;
+    const SECTORS: u64 = 63;
+    let cylinder = lba / (HEADS * SECTORS);
+    if cylinder > 1023 {
+        return [0xFE, 0xFF, 0xFF];
+    }
+    let head = (lba / SECTORS) % HEADS;
+    let sector = lba % SECTORS + 1;
+    // Cylinder bits 8-9 go to the top of the sector byte.
+    let b = |v: u64| u8::try_from(v & 0xFF).unwrap_or(0xFF);
+    [b(head), b(sector | ((cylinder >> 2) & 0xC0)), b(cylinder)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chs_matches_the_usual_geometry() {
+        // Sector 0: cylinder 0, head 0, sector 1.
+        assert_eq!(chs(0), [0, 1, 0]);
+        // One track further: head 1.
+        assert_eq!(chs(63), [1, 1, 0]);
+        // Cylinder 256 sets bit 8 (0x40 in the sector byte).
+        assert_eq!(chs(256 * 255 * 63), [0, 0x41, 0]);
+        // Past cylinder 1023.
+        assert_eq!(chs(1024 * 255 * 63), [0xFE, 0xFF, 0xFF]);
+    }
+}
