@@ -7,10 +7,11 @@ use std::sync::Arc;
 use clap::Args;
 
 use piimage::build::{PreparedBase, plan_all, prepare_base, seed_bytes};
-use piimage::disk::Window;
 use piimage::disk::source;
+use piimage::disk::{Storage, Window};
 use piimage::fs::ext4::Ext4Reader;
 use piimage::fs::fat::FatReader;
+use piimage::inspect::human_bytes;
 use piimage::ops::{FileOp, Part, apply_text_edit};
 
 use super::progress::Bars;
@@ -192,7 +193,21 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let resolved = args.recipe.load(false)?;
     let cache = global.cache()?;
     let base_image = source::resolve(&resolved.base, &cache, &Bars::new(global.quiet))?;
-    let base = prepare_base(&base_image.raw_path)?;
+    let mut base = prepare_base(&base_image.raw_path)?;
+    if let Some(size) = resolved.output.size {
+        base = base.grow(size)?;
+    }
+    if let Some(g) = &base.growth {
+        println!(
+            "image grown to {} (output.size): root partition {} from {} to {}, ext4 from {} to {} blocks\n",
+            human_bytes(base.storage.len()),
+            g.partition,
+            human_bytes(g.old_len),
+            human_bytes(g.new_len),
+            g.ext4.old_blocks,
+            g.ext4.new_blocks,
+        );
+    }
     let seed = seed_bytes(&resolved)?;
     let plans = plan_all(&resolved, &base, &seed, &args.nodes)?;
     let files = BaseFiles::open(&base)?;

@@ -690,6 +690,23 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
         "worker-03",
     ];
     build_ok(&args, &[("PIIMAGE_TEST_SEED", "grow")]);
+    let plan = piimage(
+        &[
+            "plan",
+            recipe.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "--node",
+            "worker-03",
+        ],
+        &[("PIIMAGE_TEST_SEED", "grow")],
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.starts_with("image grown to 1 GiB (output.size): root partition 2 from 200 MiB to "),
+        "{text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
     let img = out.path().join("pico-worker-03.img");
     assert_eq!(std::fs::metadata(&img).unwrap().len(), 1 << 30);
     let info = fixtures::info(Fixture::RaspiosBookworm);
