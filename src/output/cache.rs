@@ -9,10 +9,9 @@
 //!
 //! Memory stays bounded whatever the image size: compressed chunks go to an anonymous temporary
 //! file (in a directory the caller chooses, normally the output directory); the cache keeps only
-//! an offset and a length per chunk. Each piece starts on a 4 KiB boundary and the file is used
-//! with `O_DIRECT` where the filesystem allows it (see [`crate::io::direct`]): every node reads
-//! every piece once, and through the page cache these reads and the writes cost more than the
-//! device transfers they replace. Each chunk slot has its own lock, so threads compress
+//! an offset and a length per chunk. Unlike the node images, this file goes through the page
+//! cache: every node reads every piece again, and `ci/bench-output.sh` measured reads straight
+//! from the device (`O_DIRECT`) at about twice the build time of cached ones. Each chunk slot has its own lock, so threads compress
 //! different chunks in parallel and a thread that needs a chunk another thread is compressing
 //! waits for it instead of compressing it again.
 
@@ -21,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::io::direct::{AlignedBuf, align_up, is_alignment_error, set_buffered, try_direct};
+use crate::io::direct::AlignedBuf;
 use std::sync::{Arc, Mutex};
 
 use super::OutputError;
@@ -78,8 +77,6 @@ pub struct ChunkBuffers {
     pub input: Vec<u8>,
     /// Compressed piece bytes.
     pub output: Vec<u8>,
-    /// The piece padded for an `O_DIRECT` write.
-    pub aligned: AlignedBuf,
 }
 
 /// The compressed chunks of one base image, in one format.
@@ -89,8 +86,6 @@ pub struct ChunkCache {
     format: Compression,
     levels: Levels,
     spill: File,
-    /// Whether `spill` is in `O_DIRECT` mode.
-    direct: AtomicBool,
     spill_end: Mutex<u64>,
     /// Pieces completely written so far.
     written: AtomicU64,
@@ -133,14 +128,12 @@ impl ChunkCache {
         let spill = tempfile::tempfile_in(spill_dir)
             .map_err(|e| OutputError::file("creating the chunk cache in", spill_dir, e))?;
         let n = usize::try_from(layout.count()).unwrap_or(usize::MAX);
-        let direct = AtomicBool::new(try_direct(&spill));
         Ok(Self {
             base,
             layout,
             format,
             levels,
             spill,
-            direct,
             spill_end: Mutex::new(0),
             written: AtomicU64::new(0),
             slots: (0..n).map(|_| Mutex::new(None)).collect(),
@@ -177,7 +170,7 @@ impl ChunkCache {
         self.compressed.load(Ordering::Relaxed)
     }
 
-    /// Bytes of the cache file (compressed chunks, each padded to 4 KiB).
+    /// Bytes of compressed chunks held.
     pub fn cached_bytes(&self) -> u64 {
         self.spill_end.lock().map(|e| *e).unwrap_or(0)
     }
@@ -223,14 +216,15 @@ impl ChunkCache {
                     source,
                 })?;
         let piece_len = bufs.output.len();
-        let padded = align_up(piece_len as u64);
         let at = {
             let mut end = self.spill_end.lock().map_err(|_| poisoned())?;
             let at = *end;
-            *end += padded;
+            *end += piece_len as u64;
             at
         };
-        self.write_spill(&bufs.output, &mut bufs.aligned, at)?;
+        self.spill
+            .write_all_at(&bufs.output, at)
+            .map_err(OutputError::Cache)?;
         let seq = self.written.fetch_add(1, Ordering::AcqRel) + 1;
         let piece = CachedPiece {
             offset: at,
@@ -272,7 +266,7 @@ impl ChunkCache {
         // Every piece completed before this load is completely in the file before the read.
         reader.seq = self.written.load(Ordering::Acquire);
         let end = *self.spill_end.lock().map_err(|_| poisoned())?;
-        let want = align_up(piece.len as u64)
+        let want = (piece.len as u64)
             .max(WINDOW)
             .min(end.saturating_sub(piece.offset));
         let want = usize::try_from(want).unwrap_or(usize::MAX);
@@ -289,49 +283,11 @@ impl ChunkCache {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if self.direct.load(Ordering::Relaxed) && is_alignment_error(&e) => {
-                    self.stop_direct()?;
-                }
                 Err(e) => return Err(OutputError::Cache(e)),
-            }
-            // O_DIRECT reads must stay aligned; a short read ends on a block boundary anyway.
-            if got % crate::io::direct::ALIGN != 0 {
-                break;
             }
         }
         reader.len = got;
         Ok(())
-    }
-
-    /// Writes `bytes` at `at` (a multiple of 4 KiB), padded with zeros to a multiple of 4 KiB
-    /// through `aligned` while the file is in `O_DIRECT` mode.
-    fn write_spill(
-        &self,
-        bytes: &[u8],
-        aligned: &mut AlignedBuf,
-        at: u64,
-    ) -> Result<(), OutputError> {
-        if self.direct.load(Ordering::Relaxed) {
-            let padded = usize::try_from(align_up(bytes.len() as u64)).unwrap_or(usize::MAX);
-            let buf = aligned.get_mut(padded);
-            buf[..bytes.len()].copy_from_slice(bytes);
-            buf[bytes.len()..].fill(0);
-            match self.spill.write_all_at(buf, at) {
-                Ok(()) => return Ok(()),
-                Err(e) if is_alignment_error(&e) => self.stop_direct()?,
-                Err(e) => return Err(OutputError::Cache(e)),
-            }
-        }
-        self.spill
-            .write_all_at(bytes, at)
-            .map_err(OutputError::Cache)
-    }
-
-    /// The filesystem took `O_DIRECT` but refuses an aligned transfer: go on through the
-    /// page cache.
-    fn stop_direct(&self) -> Result<(), OutputError> {
-        self.direct.store(false, Ordering::Relaxed);
-        set_buffered(&self.spill).map_err(OutputError::Cache)
     }
 
     /// Compresses, with up to `jobs` threads, every chunk `i` with `wanted[i]` that is not
