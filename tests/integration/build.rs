@@ -735,7 +735,7 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
     );
     // The node's settings and the big file are there, byte for byte.
     assert_eq!(debugfs(&img, root, "cat /etc/hostname"), "worker-03\n");
-    let back = big.path().join("back");
+    let back = out.path().join("blob.back");
     run_ok(
         "debugfs",
         &[
@@ -763,6 +763,19 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
         run_ok("cmp", &[img.to_str().unwrap(), unzst.to_str().unwrap()]),
         ""
     );
+
+    // A grown build is as reproducible as any other.
+    let again = tempfile::tempdir().unwrap();
+    let mut args2 = args;
+    args2[5] = again.path().to_str().unwrap();
+    build_ok(&args2, &[("PIIMAGE_TEST_SEED", "grow")]);
+    for f in ["pico-worker-03.img", "pico-worker-03.img.zst"] {
+        assert!(
+            std::fs::read(out.path().join(f)).unwrap()
+                == std::fs::read(again.path().join(f)).unwrap(),
+            "{f} differs between two builds"
+        );
+    }
 
     // Smaller than the base: refused before anything is written.
     std::fs::write(
