@@ -454,6 +454,10 @@ cases! {
     no_resize_inode_medium: Case { features: "^64bit,^resize_inode", extra: "", old_mib: SMALL_OLD, new_len: MEDIUM, offset: 0, takes_reserved: false };
     // 1 KiB blocks, 8 MiB groups: 75 groups need 3 descriptor blocks (32 per block).
     one_k_large: Case { features: PI, extra: "-b 1024", old_mib: 64, new_len: 600 * MIB, offset: OFFSET, takes_reserved: true };
+    // One short group (group 0, with the primary superblock and every bitmap) grows full.
+    pi_single_group: Case { features: PI_147, extra: "", old_mib: 64, new_len: 1024 * MIB, offset: OFFSET, takes_reserved: false };
+    // The old last group is full: only new groups.
+    ubuntu_aligned: Case { features: UBUNTU, extra: "", old_mib: 128, new_len: 600 * MIB, offset: 0, takes_reserved: false };
     // 16 MiB groups: bitmaps padded past 4096 blocks; many groups, reserved blocks taken.
     small_groups_large: Case { features: PI, extra: "-g 4096", old_mib: 100, new_len: 2100 * MIB, offset: 0, takes_reserved: true };
 }
@@ -573,6 +577,54 @@ fn shrinking_is_refused_and_no_growth_is_no_change() {
     let r = same(&disk2, len);
     assert_eq!((r.old_blocks, r.old_groups, r.new_groups), (32768, 1, 1));
     assert_eq!(oracle(&fs2, len).blocks, 32768, "resize2fs agrees");
+}
+
+#[test]
+fn nonzero_bytes_past_the_end_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = make_fs(dir.path(), PI, "", SMALL_OLD);
+    let new_len = 300 * MIB;
+    let disk = make_disk(&fs, 0, new_len);
+    // Group 2's inode table will start at block 65538 (256 MiB + 8 KiB).
+    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[PATTERN; 65536], 256 * MIB).unwrap();
+    drop(f);
+    assert_refused(
+        "garbage",
+        &disk,
+        new_len,
+        |e| matches!(e, Ext4Error::CannotGrow(m) if m.contains("not zero")),
+    );
+}
+
+/// Growth after `resize2fs` (its placement: bitmaps in old groups, `BLOCK_UNINIT` groups), twice
+/// in a row, then `resize2fs` again on our result.
+#[test]
+fn chained_with_resize2fs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = make_fs(dir.path(), PI_147, "", SMALL_OLD);
+    sh(
+        dir.path(),
+        "truncate -s 1G fs.img && resize2fs fs.img >/dev/null 2>&1",
+    );
+    let final_len = 17 * 1024 * MIB;
+    let want = oracle(&fs, final_len);
+    for len in [5 * 1024 * MIB, final_len] {
+        sh(dir.path(), &format!("truncate -s {len} fs.img"));
+        assert!(grow_disk(&fs, 0, len).unwrap().grew());
+        e2fsck_quiet(&fs, 0);
+    }
+    assert_eq!(counts(&dumpe2fs_h(&fs, 0, None)), want);
+    assert_backups_consistent(&fs, 0);
+    sh(
+        dir.path(),
+        "truncate -s 20G fs.img && resize2fs fs.img >/dev/null 2>&1",
+    );
+    e2fsck_quiet(&fs, 0);
+    for (path, body) in tree_files() {
+        let out = run("debugfs", &["-R", &format!("cat /{path}"), &spec(&fs, 0)]);
+        assert!(out.stdout == body, "{path} reads back different");
+    }
 }
 
 #[test]
