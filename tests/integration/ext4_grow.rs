@@ -454,6 +454,8 @@ cases! {
     no_resize_inode_medium: Case { features: "^64bit,^resize_inode", extra: "", old_mib: SMALL_OLD, new_len: MEDIUM, offset: 0, takes_reserved: false };
     // 1 KiB blocks, 8 MiB groups: 75 groups need 3 descriptor blocks (32 per block).
     one_k_large: Case { features: PI, extra: "-b 1024", old_mib: 64, new_len: 600 * MIB, offset: OFFSET, takes_reserved: true };
+    // 2 KiB blocks, 32 MiB groups: 47 groups of 64-byte descriptors need a second block.
+    two_k_large: Case { features: UBUNTU_147, extra: "-b 2048", old_mib: 100, new_len: 1500 * MIB, offset: 0, takes_reserved: true };
     // One short group (group 0, with the primary superblock and every bitmap) grows full.
     pi_single_group: Case { features: PI_147, extra: "", old_mib: 64, new_len: 1024 * MIB, offset: OFFSET, takes_reserved: false };
     // The old last group is full: only new groups.

@@ -53,6 +53,14 @@ pub struct Target {
     pub reserved_blocks: u64,
 }
 
+/// The refusal of a size of `new` blocks for a filesystem of `old` blocks.
+pub fn shrinking(new: u64, old: u64) -> Ext4Error {
+    Ext4Error::CannotGrow(format!(
+        "the new size ({new} blocks) is smaller than the filesystem ({old} blocks); shrinking is \
+         not supported"
+    ))
+}
+
 /// The geometry of `before` grown to fill `new_len_bytes`; `Ok(None)` when that adds no block
 /// (the same size, or only a fragment of a group too small to keep).
 ///
@@ -64,11 +72,7 @@ pub fn target(before: &Before<'_>, new_len_bytes: u64) -> Result<Option<Target>,
     let bs = u64::from(old.block_size);
     let mut blocks = new_len_bytes / bs;
     if blocks < old.blocks_count {
-        return Err(Ext4Error::CannotGrow(format!(
-            "the new size ({blocks} blocks) is smaller than the filesystem ({} blocks); \
-             shrinking is not supported",
-            old.blocks_count
-        )));
+        return Err(shrinking(blocks, old.blocks_count));
     }
     let limit = u64::from(u32::MAX);
     if blocks == limit + 1 {

@@ -55,6 +55,11 @@ impl Loaded {
         win.read_at(SUPERBLOCK_OFFSET, &mut raw)?;
         let sb = Superblock::from_bytes(&raw)?;
         check_features(&sb)?;
+        // Before anything else is read: a shorter window may cut the filesystem.
+        let bs = u64::from(sb.block_size);
+        if sb.blocks_count > win.len() / bs {
+            return Err(super::geometry::shrinking(win.len() / bs, sb.blocks_count));
+        }
         check_state(win, &sb)?;
         let layout = GroupLayout::new(&sb, &raw)?;
         check_layout(&sb, &layout)?;
