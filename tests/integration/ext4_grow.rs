@@ -169,11 +169,10 @@ fn make_disk(fs: &Path, offset: u64, new_len: u64) -> PathBuf {
     sh(
         fs.parent().unwrap(),
         &format!(
-            "dd if=fs.img of=disk.img bs=512 seek={} conv=sparse,notrunc status=none",
-            offset / 512
+            "dd if=fs.img of=disk.img bs=1M seek={offset} oflag=seek_bytes conv=sparse,notrunc \
+             status=none"
         ),
     );
-    assert_eq!(offset % 512, 0);
     disk
 }
 

@@ -10,7 +10,7 @@
 //! [`grow`] does, in this order of computation (nothing is written before everything is known
 //! and checked):
 //!
-//! 1. the new geometry ([`geometry`]): blocks rounded down, a too-small last group left out,
+//! 1. the new geometry (`grow/geometry.rs`): blocks rounded down, a too-small last group left out,
 //!    descriptor blocks taken from the reserved ones, reserved-blocks fraction kept;
 //! 2. the old last group, if it was short, gets the new blocks: their bits in its block bitmap
 //!    (padding until now) are cleared, the padding past the new end set;
@@ -18,7 +18,7 @@
 //!    superblock and descriptor backup if it has one. Its bitmaps are written for real (no
 //!    `BLOCK_UNINIT`); it is flagged `INODE_UNINIT | INODE_ZEROED` with every inode unused when
 //!    descriptors are checksummed, and with no flag otherwise (the flags mean nothing then);
-//! 4. the resize inode is rebuilt for the new geometry ([`resize_inode`]);
+//! 4. the resize inode is rebuilt for the new geometry (`grow/resize_inode.rs`);
 //! 5. the superblock gets the new counts (free counts summed from the descriptors,
 //!    `s_overhead_clusters` cleared so that the kernel computes it, as `resize2fs` does), and
 //!    every superblock and descriptor-table copy is written: new groups' first, the primary
