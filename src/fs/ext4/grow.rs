@@ -10,7 +10,7 @@
 //! [`grow`] does, in this order of computation (nothing is written before everything is known
 //! and checked):
 //!
-//! 1. the new geometry ([`geometry`]): blocks rounded down, a too-small last group left out,
+//! 1. the new geometry (`grow/geometry.rs`): blocks rounded down, a too-small last group left out,
 //!    descriptor blocks taken from the reserved ones, reserved-blocks fraction kept;
 //! 2. the old last group, if it was short, gets the new blocks: their bits in its block bitmap
 //!    (padding until now) are cleared, the padding past the new end set;
@@ -18,7 +18,7 @@
 //!    superblock and descriptor backup if it has one. Its bitmaps are written for real (no
 //!    `BLOCK_UNINIT`); it is flagged `INODE_UNINIT | INODE_ZEROED` with every inode unused when
 //!    descriptors are checksummed, and with no flag otherwise (the flags mean nothing then);
-//! 4. the resize inode is rebuilt for the new geometry ([`resize_inode`]);
+//! 4. the resize inode is rebuilt for the new geometry (`grow/resize_inode.rs`);
 //! 5. the superblock gets the new counts (free counts summed from the descriptors,
 //!    `s_overhead_clusters` cleared so that the kernel computes it, as `resize2fs` does), and
 //!    every superblock and descriptor-table copy is written: new groups' first, the primary
@@ -49,51 +49,24 @@
 //! self-contained.
 
 mod geometry;
+mod precheck;
 mod resize_inode;
 
 pub use geometry::Target;
 
 use super::bitmap::{BlockBitmap, mark};
 use super::features::INCOMPAT_64BIT;
-use super::group_desc::{
-    BG_BLOCK_UNINIT, BG_INODE_UNINIT, BG_INODE_ZEROED, DescCsum, GroupDesc, GroupLayout, csum_seed,
-};
+use super::group_desc::{BG_INODE_UNINIT, BG_INODE_ZEROED, GroupDesc, GroupLayout};
 use super::inode::{self, DIND_BLOCK, RESIZE_INO};
-use super::journal::{JournalReadError, read_journal_superblock};
 use super::superblock::{
     BLOCK_GROUP_NR_OFFSET, Ext4Error, STATE_OFFSET, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, SizeFields,
     Superblock, seal,
 };
 use crate::disk::{Storage, Window};
 use crate::fs::bytes::{halves16, le16, put16};
+use precheck::Loaded;
 use resize_inode::ReservedGdt;
 
-/// Compat features growth keeps consistent.
-const GROW_COMPAT: &[&str] = &[
-    "has_journal",
-    "ext_attr",
-    "resize_inode",
-    "dir_index",
-    "orphan_file",
-];
-/// Incompat features growth keeps consistent (`needs_recovery` is a state, refused apart).
-const GROW_INCOMPAT: &[&str] = &[
-    "filetype",
-    "extent",
-    "64bit",
-    "flex_bg",
-    "metadata_csum_seed",
-];
-/// Read-only-compat features growth keeps consistent (`orphan_present` is a state).
-const GROW_RO_COMPAT: &[&str] = &[
-    "sparse_super",
-    "large_file",
-    "huge_file",
-    "uninit_bg",
-    "dir_nlink",
-    "extra_isize",
-    "metadata_csum",
-];
 /// `s_state` bit: cleanly unmounted.
 const STATE_VALID: u16 = 0x1;
 
@@ -155,171 +128,6 @@ pub fn grow<S: Storage>(dev: &S, new_len_bytes: u64) -> Result<GrowReport, Ext4E
         new_groups: target.groups,
         ..unchanged
     })
-}
-
-/// The filesystem as found, checked.
-struct Loaded {
-    raw: [u8; SUPERBLOCK_SIZE],
-    sb: Superblock,
-    layout: GroupLayout,
-    csum: DescCsum,
-    /// Bitmap and inode checksums (`metadata_csum`).
-    metadata_csum: bool,
-    seed: u32,
-    resize_inode: bool,
-    /// The descriptors, `group_count * desc_size` bytes.
-    gdt: Vec<u8>,
-}
-
-impl Loaded {
-    fn read<S: Storage>(win: &Window<S>) -> Result<Self, Ext4Error> {
-        let mut raw = [0u8; SUPERBLOCK_SIZE];
-        win.read_at(SUPERBLOCK_OFFSET, &mut raw)?;
-        let sb = Superblock::from_bytes(&raw)?;
-        check_features(&sb)?;
-        check_state(win, &sb)?;
-        let layout = GroupLayout::new(&sb, &raw)?;
-        check_layout(&sb, &layout)?;
-        let resize_inode = sb.features.has("resize_inode");
-        if !resize_inode && layout.reserved_gdt_blocks != 0 {
-            return Err(Ext4Error::Corrupt(format!(
-                "{} reserved descriptor blocks without resize_inode",
-                layout.reserved_gdt_blocks
-            )));
-        }
-        let csum = DescCsum::of(&sb);
-        let len = usize::try_from(layout.group_count)
-            .ok()
-            .and_then(|n| n.checked_mul(layout.desc_size))
-            .ok_or_else(|| Ext4Error::Corrupt("descriptor table too large".into()))?;
-        let mut gdt = vec![0u8; len];
-        win.read_at(layout.gdt_offset(), &mut gdt)?;
-        for (g, d) in (0u32..).zip(gdt.chunks_exact(layout.desc_size)) {
-            let stored = le16(d, 0x1E);
-            if csum.enabled() && csum.compute(g, d) != stored {
-                return Err(Ext4Error::Corrupt(format!(
-                    "group {g} descriptor checksum {stored:04x} does not match"
-                )));
-            }
-        }
-        Ok(Self {
-            raw,
-            metadata_csum: layout.metadata_csum,
-            seed: csum_seed(&sb),
-            sb,
-            layout,
-            csum,
-            resize_inode,
-            gdt,
-        })
-    }
-
-    fn desc(&self, g: u32) -> Result<GroupDesc, Ext4Error> {
-        let ds = self.layout.desc_size;
-        let at = usize::try_from(g).unwrap_or(usize::MAX).saturating_mul(ds);
-        self.gdt
-            .get(at..at.saturating_add(ds))
-            .map(|raw| GroupDesc::from_bytes(raw, ds))
-            .ok_or_else(|| Ext4Error::Corrupt(format!("no descriptor for group {g}")))
-    }
-}
-
-fn check_features(sb: &Superblock) -> Result<(), Ext4Error> {
-    let allowed = |n: &str| {
-        GROW_COMPAT.contains(&n) || GROW_INCOMPAT.contains(&n) || GROW_RO_COMPAT.contains(&n)
-    };
-    if let Some(feature) = sb
-        .features
-        .names()
-        .into_iter()
-        .find(|n| n != "needs_recovery" && n != "orphan_present" && !allowed(n))
-    {
-        return Err(Ext4Error::Unsupported { feature });
-    }
-    if !sb.features.has("sparse_super") {
-        return Err(Ext4Error::Unsupported {
-            feature: "^sparse_super".into(),
-        });
-    }
-    Ok(())
-}
-
-fn not_clean(reason: impl Into<String>) -> Ext4Error {
-    Ext4Error::NotClean {
-        reason: reason.into(),
-    }
-}
-
-fn check_state<S: Storage>(win: &Window<S>, sb: &Superblock) -> Result<(), Ext4Error> {
-    if sb.needs_recovery() {
-        return Err(not_clean(
-            "it has `needs_recovery` (its journal must be replayed)",
-        ));
-    }
-    if sb.state.has_errors() {
-        return Err(not_clean("it has recorded errors"));
-    }
-    if !sb.state.is_valid() || sb.state.orphans_recovering() {
-        return Err(not_clean("it was not cleanly unmounted"));
-    }
-    if sb.has_orphans() {
-        return Err(not_clean("it has orphan inodes pending"));
-    }
-    let journal = read_journal_superblock(win, sb).map_err(|e| match e {
-        JournalReadError::Io(e) => Ext4Error::Io(e),
-        JournalReadError::Corrupt(m) => Ext4Error::Corrupt(m),
-    })?;
-    match journal {
-        Some(j) if !j.is_clean() => Err(not_clean(format!(
-            "its journal is not empty (s_start {})",
-            j.start
-        ))),
-        Some(j) if j.errno != 0 => {
-            Err(not_clean(format!("its journal recorded error {}", j.errno)))
-        }
-        None if sb.features.has("has_journal") => Err(Ext4Error::Unsupported {
-            feature: "has_journal without a journal inode (external journal)".into(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn check_layout(sb: &Superblock, l: &GroupLayout) -> Result<(), Ext4Error> {
-    let unsupported = |feature: String| Err(Ext4Error::Unsupported { feature });
-    if let Some(why) = l.unsupported {
-        return unsupported(why.into());
-    }
-    let bs = sb.block_size;
-    if !matches!(bs, 1024 | 2048 | 4096) {
-        return unsupported(format!("block size {bs}"));
-    }
-    if sb.rev_level < 1 {
-        return unsupported("revision 0 (no dynamic inode size)".into());
-    }
-    let bits = bs * 8;
-    let bpg = sb.blocks_per_group;
-    if bpg > bits || !bpg.is_multiple_of(8) {
-        return unsupported(format!("{bpg} blocks per group"));
-    }
-    let ipg = sb.inodes_per_group;
-    if ipg > bits || !ipg.is_multiple_of(8) {
-        return unsupported(format!("{ipg} inodes per group"));
-    }
-    let want = if sb.features.incompat & INCOMPAT_64BIT != 0 {
-        64
-    } else {
-        32
-    };
-    if l.desc_size != want {
-        return unsupported(format!("descriptor size {}", l.desc_size));
-    }
-    if l.first_data_block != u64::from(bs == 1024) {
-        return Err(Ext4Error::Corrupt(format!(
-            "first data block {} with {bs}-byte blocks",
-            l.first_data_block
-        )));
-    }
-    Ok(())
 }
 
 /// One block (or superblock) to write: byte offset and bytes.
@@ -545,36 +353,27 @@ fn extend_last_group<S: Storage>(
     let last = old.group_count - 1;
     let mut d = fs.desc(last)?;
     let (n_old, n_new) = (old.blocks_in_group(last), new.blocks_in_group(last));
-    let mut bitmap = vec![0u8; block_len(old)];
     if d.block_uninit() {
-        // No bitmap on disk: compute the one the kernel would.
-        let mut ranges = Vec::new();
-        for g in 0..old.group_count {
-            let o = fs.desc(g)?;
-            ranges.extend([
-                (o.block_bitmap, 1),
-                (o.inode_bitmap, 1),
-                (o.inode_table, old.inode_table_blocks),
-            ]);
-        }
-        for (first, count) in BlockBitmap::uninit(old, last, &ranges).used_runs() {
-            mark(&mut bitmap, first, count, true);
-        }
-    } else {
-        if d.block_bitmap >= old.blocks_count {
+        // Neither mke2fs, resize2fs nor the kernel leave the last group without a bitmap, and
+        // e2fsck rejects it ("Last group block bitmap uninitialized").
+        return Err(Ext4Error::Corrupt(format!(
+            "the last group ({last}) is flagged BLOCK_UNINIT"
+        )));
+    }
+    if d.block_bitmap >= old.blocks_count {
+        return Err(Ext4Error::Corrupt(format!(
+            "group {last} block bitmap at block {} is outside the filesystem",
+            d.block_bitmap
+        )));
+    }
+    let mut bitmap = vec![0u8; block_len(old)];
+    win.read_at(d.block_bitmap * bs, &mut bitmap)?;
+    if fs.metadata_csum {
+        let c = BlockBitmap::checksum(fs.seed, &bitmap, old.blocks_per_group);
+        if stored_bitmap_csum(c, old.desc_size) != d.block_bitmap_csum {
             return Err(Ext4Error::Corrupt(format!(
-                "group {last} block bitmap at block {} is outside the filesystem",
-                d.block_bitmap
+                "group {last} block bitmap checksum does not match"
             )));
-        }
-        win.read_at(d.block_bitmap * bs, &mut bitmap)?;
-        if fs.metadata_csum {
-            let c = BlockBitmap::checksum(fs.seed, &bitmap, old.blocks_per_group);
-            if stored_bitmap_csum(c, old.desc_size) != d.block_bitmap_csum {
-                return Err(Ext4Error::Corrupt(format!(
-                    "group {last} block bitmap checksum does not match"
-                )));
-            }
         }
     }
     let bits = bs * 8;
@@ -584,7 +383,6 @@ fn extend_last_group<S: Storage>(
         .ok()
         .and_then(|more| d.free_blocks_count.checked_add(more))
         .ok_or_else(|| Ext4Error::Corrupt(format!("group {last} free block count")))?;
-    d.flags &= !BG_BLOCK_UNINIT;
     if fs.metadata_csum {
         let c = BlockBitmap::checksum(fs.seed, &bitmap, old.blocks_per_group);
         d.block_bitmap_csum = stored_bitmap_csum(c, old.desc_size);
@@ -658,75 +456,10 @@ fn rebuild_resize_inode<S: Storage>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::ext4::features::FeatureSet;
-    use crate::fs::ext4::superblock::FsState;
-
-    fn sb(compat: u32, incompat: u32, ro_compat: u32) -> Superblock {
-        Superblock {
-            inodes_count: 8192,
-            blocks_count: 32768,
-            reserved_blocks_count: 0,
-            free_blocks_count: 1000,
-            free_inodes_count: 100,
-            first_data_block: 0,
-            block_size: 4096,
-            blocks_per_group: 32768,
-            inodes_per_group: 8192,
-            mount_count: 0,
-            state: FsState(1),
-            rev_level: 1,
-            inode_size: 256,
-            features: FeatureSet {
-                compat,
-                incompat,
-                ro_compat,
-            },
-            uuid: [0; 16],
-            label: String::new(),
-            last_mounted: String::new(),
-            journal_inum: 0,
-            last_orphan: 0,
-            desc_size: 32,
-            def_hash_version: 1,
-            checksum_seed: 0,
-            orphan_file_inum: 0,
-            mkfs_time: 0,
-        }
-    }
-
-    /// Raspberry Pi OS: `^64bit` with the Debian 12 defaults.
-    const PI: (u32, u32, u32) = (
-        0x4 | 0x8 | 0x10 | 0x20,
-        0x2 | 0x40 | 0x200,
-        0x1 | 0x2 | 0x8 | 0x20 | 0x40 | 0x400,
-    );
-
-    #[test]
-    fn feature_refusals_name_the_feature() {
-        let (c, i, r) = PI;
-        check_features(&sb(c, i, r)).unwrap();
-        check_features(&sb(c | 0x1000, i | 0x80 | 0x2000, r)).unwrap();
-        // (name, extra compat, extra incompat, extra ro_compat, ro_compat bits removed)
-        let cases: &[(&str, u32, u32, u32, u32)] = &[
-            ("meta_bg", 0, 0x10, 0, 0),
-            ("bigalloc", 0, 0, 0x200, 0),
-            ("sparse_super2", 0x200, 0, 0, 0),
-            ("quota", 0, 0, 0x100, 0),
-            ("inline_data", 0, 0x8000, 0, 0),
-            ("^sparse_super", 0, 0, 0, 0x1),
-        ];
-        for &(name, ec, ei, er, drop) in cases {
-            let e = check_features(&sb(c | ec, i | ei, (r | er) & !drop)).unwrap_err();
-            match &e {
-                Ext4Error::Unsupported { feature } => assert_eq!(feature, name),
-                other => panic!("{name}: {other:?}"),
-            }
-            assert!(e.to_string().contains(&format!("`{name}`")), "{e}");
-        }
-    }
 
     #[test]
     fn new_group_layout() {
+        use crate::fs::ext4::group_desc::{DescCsum, csum_seed};
         use crate::fs::ext4::superblock::SUPERBLOCK_SIZE;
         // 4 KiB blocks, 3 groups of 32768 blocks, 8192 inodes (512 table blocks) per group,
         // 2 reserved descriptor blocks, metadata_csum, last group 10000 blocks.

@@ -4,6 +4,8 @@
 //! (<https://docs.kernel.org/filesystems/ext4/>). Our own code decodes the superblock (features,
 //! state, free space) so that piimage can name what it refuses; file contents are read through
 //! `ext4-view`, an independent reader that verifies checksums and replays the journal in memory.
+//! [`grow`] enlarges a filesystem offline (new groups, backups, resize inode) with our own
+//! encoders of the superblock, group descriptors, bitmaps and inode checksum.
 
 pub mod allocation;
 pub mod bitmap;

@@ -53,6 +53,14 @@ pub struct Target {
     pub reserved_blocks: u64,
 }
 
+/// The refusal of a size of `new` blocks for a filesystem of `old` blocks.
+pub fn shrinking(new: u64, old: u64) -> Ext4Error {
+    Ext4Error::CannotGrow(format!(
+        "the new size ({new} blocks) is smaller than the filesystem ({old} blocks); shrinking is \
+         not supported"
+    ))
+}
+
 /// The geometry of `before` grown to fill `new_len_bytes`; `Ok(None)` when that adds no block
 /// (the same size, or only a fragment of a group too small to keep).
 ///
@@ -64,27 +72,20 @@ pub fn target(before: &Before<'_>, new_len_bytes: u64) -> Result<Option<Target>,
     let bs = u64::from(old.block_size);
     let mut blocks = new_len_bytes / bs;
     if blocks < old.blocks_count {
-        return Err(Ext4Error::CannotGrow(format!(
-            "the new size ({blocks} blocks) is smaller than the filesystem ({} blocks); \
-             shrinking is not supported",
-            old.blocks_count
-        )));
+        return Err(shrinking(blocks, old.blocks_count));
     }
     let limit = u64::from(u32::MAX);
-    if blocks == limit + 1 {
+    let narrow = !before.is64 || before.resize_inode;
+    if narrow && blocks == limit + 1 {
         blocks = limit;
     }
-    if blocks > limit {
-        if !before.is64 {
-            return Err(Ext4Error::CannotGrow(format!(
-                "{blocks} blocks need the `64bit` feature (at most 2^32 - 1 blocks without it)"
-            )));
-        }
-        if before.resize_inode {
-            return Err(Ext4Error::CannotGrow(format!(
-                "{blocks} blocks are past what the resize inode can address (2^32 - 1)"
-            )));
-        }
+    if narrow && blocks > limit {
+        let why = if before.is64 {
+            "are past what the resize inode can address (2^32 - 1)"
+        } else {
+            "need the `64bit` feature (at most 2^32 - 1 blocks without it)"
+        };
+        return Err(Ext4Error::CannotGrow(format!("{blocks} blocks {why}")));
     }
     let first = old.first_data_block;
     let bpg = old.blocks_per_group;
@@ -272,5 +273,15 @@ mod tests {
         before.resize_inode = false;
         assert!(cannot(target(&before, 129 * 128 * MIB)).contains("descriptor blocks"));
         assert!(cannot(target(&before, 17 << 40)).contains("64bit"));
+        let l64 = layout(true);
+        let mut wide = Before {
+            layout: &l64,
+            is64: true,
+            ..before
+        };
+        wide.resize_inode = true;
+        assert!(cannot(target(&wide, 17 << 40)).contains("resize inode"));
+        wide.resize_inode = false;
+        assert!(cannot(target(&wide, 17 << 40)).contains("descriptor blocks"));
     }
 }

@@ -1,0 +1,311 @@
+//! What growth accepts, checked before anything is written: features, state, layout, and the
+//! descriptors' checksums. Everything here refuses with a named reason (see the parent module).
+
+use crate::disk::{Storage, Window};
+use crate::fs::bytes::le16;
+use crate::fs::ext4::features::INCOMPAT_64BIT;
+use crate::fs::ext4::group_desc::{DescCsum, GroupDesc, GroupLayout, csum_seed};
+use crate::fs::ext4::journal::{JournalReadError, read_journal_superblock};
+use crate::fs::ext4::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
+
+/// Compat features growth keeps consistent.
+const GROW_COMPAT: &[&str] = &[
+    "has_journal",
+    "ext_attr",
+    "resize_inode",
+    "dir_index",
+    "orphan_file",
+];
+/// Incompat features growth keeps consistent (`needs_recovery` is a state, refused apart).
+const GROW_INCOMPAT: &[&str] = &[
+    "filetype",
+    "extent",
+    "64bit",
+    "flex_bg",
+    "metadata_csum_seed",
+];
+/// Read-only-compat features growth keeps consistent (`orphan_present` is a state).
+const GROW_RO_COMPAT: &[&str] = &[
+    "sparse_super",
+    "large_file",
+    "huge_file",
+    "uninit_bg",
+    "dir_nlink",
+    "extra_isize",
+    "metadata_csum",
+];
+/// The filesystem as found, checked.
+pub(super) struct Loaded {
+    pub(super) raw: [u8; SUPERBLOCK_SIZE],
+    pub(super) sb: Superblock,
+    pub(super) layout: GroupLayout,
+    pub(super) csum: DescCsum,
+    /// Bitmap and inode checksums (`metadata_csum`).
+    pub(super) metadata_csum: bool,
+    pub(super) seed: u32,
+    pub(super) resize_inode: bool,
+    /// The descriptors, `group_count * desc_size` bytes.
+    pub(super) gdt: Vec<u8>,
+}
+
+impl Loaded {
+    /// Reads and checks the superblock, the state, the layout and the descriptors.
+    pub(super) fn read<S: Storage>(win: &Window<S>) -> Result<Self, Ext4Error> {
+        let mut raw = [0u8; SUPERBLOCK_SIZE];
+        win.read_at(SUPERBLOCK_OFFSET, &mut raw)?;
+        let sb = Superblock::from_bytes(&raw)?;
+        check_features(&sb)?;
+        // Before anything else is read: a shorter window may cut the filesystem.
+        let bs = u64::from(sb.block_size);
+        if sb.blocks_count > win.len() / bs {
+            return Err(super::geometry::shrinking(win.len() / bs, sb.blocks_count));
+        }
+        check_state(win, &sb)?;
+        let layout = GroupLayout::new(&sb, &raw)?;
+        check_layout(&sb, &layout)?;
+        let resize_inode = sb.features.has("resize_inode");
+        if !resize_inode && layout.reserved_gdt_blocks != 0 {
+            return Err(Ext4Error::Corrupt(format!(
+                "{} reserved descriptor blocks without resize_inode",
+                layout.reserved_gdt_blocks
+            )));
+        }
+        let csum = DescCsum::of(&sb);
+        let len = usize::try_from(layout.group_count)
+            .ok()
+            .and_then(|n| n.checked_mul(layout.desc_size))
+            .ok_or_else(|| Ext4Error::Corrupt("descriptor table too large".into()))?;
+        let mut gdt = vec![0u8; len];
+        win.read_at(layout.gdt_offset(), &mut gdt)?;
+        for (g, d) in (0u32..).zip(gdt.chunks_exact(layout.desc_size)) {
+            let stored = le16(d, 0x1E);
+            if csum.enabled() && csum.compute(g, d) != stored {
+                return Err(Ext4Error::Corrupt(format!(
+                    "group {g} descriptor checksum {stored:04x} does not match"
+                )));
+            }
+        }
+        Ok(Self {
+            raw,
+            metadata_csum: layout.metadata_csum,
+            seed: csum_seed(&sb),
+            sb,
+            layout,
+            csum,
+            resize_inode,
+            gdt,
+        })
+    }
+
+    /// The old descriptor of group `g`.
+    pub(super) fn desc(&self, g: u32) -> Result<GroupDesc, Ext4Error> {
+        let ds = self.layout.desc_size;
+        let at = usize::try_from(g).unwrap_or(usize::MAX).saturating_mul(ds);
+        self.gdt
+            .get(at..at.saturating_add(ds))
+            .map(|raw| GroupDesc::from_bytes(raw, ds))
+            .ok_or_else(|| Ext4Error::Corrupt(format!("no descriptor for group {g}")))
+    }
+}
+
+fn check_features(sb: &Superblock) -> Result<(), Ext4Error> {
+    let allowed = |n: &str| {
+        GROW_COMPAT.contains(&n) || GROW_INCOMPAT.contains(&n) || GROW_RO_COMPAT.contains(&n)
+    };
+    if let Some(feature) = sb
+        .features
+        .names()
+        .into_iter()
+        .find(|n| n != "needs_recovery" && n != "orphan_present" && !allowed(n))
+    {
+        return Err(Ext4Error::Unsupported { feature });
+    }
+    if !sb.features.has("sparse_super") {
+        return Err(Ext4Error::Unsupported {
+            feature: "^sparse_super".into(),
+        });
+    }
+    Ok(())
+}
+
+fn not_clean(reason: impl Into<String>) -> Ext4Error {
+    Ext4Error::NotClean {
+        reason: reason.into(),
+    }
+}
+
+fn check_state<S: Storage>(win: &Window<S>, sb: &Superblock) -> Result<(), Ext4Error> {
+    if sb.needs_recovery() {
+        return Err(not_clean(
+            "it has `needs_recovery` (its journal must be replayed)",
+        ));
+    }
+    if sb.state.has_errors() {
+        return Err(not_clean("it has recorded errors"));
+    }
+    if !sb.state.is_valid() || sb.state.orphans_recovering() {
+        return Err(not_clean("it was not cleanly unmounted"));
+    }
+    if sb.has_orphans() {
+        return Err(not_clean("it has orphan inodes pending"));
+    }
+    let journal = read_journal_superblock(win, sb).map_err(|e| match e {
+        JournalReadError::Io(e) => Ext4Error::Io(e),
+        JournalReadError::Corrupt(m) => Ext4Error::Corrupt(m),
+    })?;
+    match journal {
+        Some(j) if !j.is_clean() => Err(not_clean(format!(
+            "its journal is not empty (s_start {})",
+            j.start
+        ))),
+        Some(j) if j.errno != 0 => {
+            Err(not_clean(format!("its journal recorded error {}", j.errno)))
+        }
+        None if sb.features.has("has_journal") => Err(Ext4Error::Unsupported {
+            feature: "has_journal without a journal inode (external journal)".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn check_layout(sb: &Superblock, l: &GroupLayout) -> Result<(), Ext4Error> {
+    let unsupported = |feature: String| Err(Ext4Error::Unsupported { feature });
+    if let Some(why) = l.unsupported {
+        return unsupported(why.into());
+    }
+    let bs = sb.block_size;
+    if !matches!(bs, 1024 | 2048 | 4096) {
+        return unsupported(format!("block size {bs}"));
+    }
+    if sb.rev_level < 1 {
+        return unsupported("revision 0 (no dynamic inode size)".into());
+    }
+    let bits = bs * 8;
+    let bpg = sb.blocks_per_group;
+    if bpg > bits || !bpg.is_multiple_of(8) {
+        return unsupported(format!("{bpg} blocks per group"));
+    }
+    let ipg = sb.inodes_per_group;
+    if ipg > bits || !ipg.is_multiple_of(8) {
+        return unsupported(format!("{ipg} inodes per group"));
+    }
+    let want = if sb.features.incompat & INCOMPAT_64BIT != 0 {
+        64
+    } else {
+        32
+    };
+    if l.desc_size != want {
+        return unsupported(format!("descriptor size {}", l.desc_size));
+    }
+    if l.first_data_block != u64::from(bs == 1024) {
+        return Err(Ext4Error::Corrupt(format!(
+            "first data block {} with {bs}-byte blocks",
+            l.first_data_block
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::ext4::features::FeatureSet;
+    use crate::fs::ext4::superblock::FsState;
+
+    fn sb(compat: u32, incompat: u32, ro_compat: u32) -> Superblock {
+        Superblock {
+            inodes_count: 8192,
+            blocks_count: 32768,
+            reserved_blocks_count: 0,
+            free_blocks_count: 1000,
+            free_inodes_count: 100,
+            first_data_block: 0,
+            block_size: 4096,
+            blocks_per_group: 32768,
+            inodes_per_group: 8192,
+            mount_count: 0,
+            state: FsState(1),
+            rev_level: 1,
+            inode_size: 256,
+            features: FeatureSet {
+                compat,
+                incompat,
+                ro_compat,
+            },
+            uuid: [0; 16],
+            label: String::new(),
+            last_mounted: String::new(),
+            journal_inum: 0,
+            last_orphan: 0,
+            desc_size: 32,
+            def_hash_version: 1,
+            checksum_seed: 0,
+            orphan_file_inum: 0,
+            mkfs_time: 0,
+        }
+    }
+
+    /// Raspberry Pi OS: `^64bit` with the Debian 12 defaults.
+    const PI: (u32, u32, u32) = (
+        0x4 | 0x8 | 0x10 | 0x20,
+        0x2 | 0x40 | 0x200,
+        0x1 | 0x2 | 0x8 | 0x20 | 0x40 | 0x400,
+    );
+
+    #[test]
+    fn feature_refusals_name_the_feature() {
+        let (c, i, r) = PI;
+        check_features(&sb(c, i, r)).unwrap();
+        check_features(&sb(c | 0x1000, i | 0x80 | 0x2000, r)).unwrap();
+        // (name, extra compat, extra incompat, extra ro_compat, ro_compat bits removed)
+        let cases: &[(&str, u32, u32, u32, u32)] = &[
+            ("meta_bg", 0, 0x10, 0, 0),
+            ("bigalloc", 0, 0, 0x200, 0),
+            ("sparse_super2", 0x200, 0, 0, 0),
+            ("quota", 0, 0, 0x100, 0),
+            ("inline_data", 0, 0x8000, 0, 0),
+            ("^sparse_super", 0, 0, 0, 0x1),
+        ];
+        for &(name, ec, ei, er, drop) in cases {
+            let e = check_features(&sb(c | ec, i | ei, (r | er) & !drop)).unwrap_err();
+            match &e {
+                Ext4Error::Unsupported { feature } => assert_eq!(feature, name),
+                other => panic!("{name}: {other:?}"),
+            }
+            assert!(e.to_string().contains(&format!("`{name}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn unclean_states_are_refused() {
+        let (c, i, r) = PI;
+        let disk = crate::disk::MemStorage::new(vec![0; 4096]);
+        let win = Window::new(&disk, 0, 4096).unwrap();
+        // (name, state, extra incompat, last orphan, expected words in the reason)
+        let cases: &[(&str, u16, u32, u32, &str)] = &[
+            ("needs_recovery", 1, 0x4, 0, "needs_recovery"),
+            ("errors", 3, 0, 0, "recorded errors"),
+            ("not unmounted", 0, 0, 0, "not cleanly unmounted"),
+            ("orphans being recovered", 5, 0, 0, "not cleanly unmounted"),
+            ("orphan list", 1, 0, 12, "orphan inodes"),
+        ];
+        for &(name, state, incompat, orphan, words) in cases {
+            let mut s = sb(c, i | incompat, r);
+            s.state = FsState(state);
+            s.last_orphan = orphan;
+            match check_state(&win, &s) {
+                Err(e @ Ext4Error::NotClean { .. }) => {
+                    let m = e.to_string();
+                    assert!(m.contains(words) && m.contains("e2fsck -f"), "{name}: {m}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // Clean; no journal to look at (has_journal off: this sketch has no journal inode).
+        check_state(&win, &sb(c & !0x4, i, r)).unwrap();
+        assert!(matches!(
+            check_state(&win, &sb(c, i, r)),
+            Err(Ext4Error::Unsupported { .. })
+        ));
+    }
+}
