@@ -16,6 +16,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
 
 use rustix::fs::OFlags;
 use rustix::io::Errno;
@@ -27,19 +29,35 @@ pub const ALIGN: usize = 4096;
 /// Default buffer: 4 MiB, large enough for the device to stream.
 pub const DIRECT_BUF_SIZE: usize = 4 << 20;
 
+/// A full buffer on its way to the writer thread.
+struct Job {
+    buf: AlignedBuf,
+    len: usize,
+    at: u64,
+    /// The tail of the file: padded with zeros while in `O_DIRECT` mode, which ends after it.
+    last: bool,
+}
+
 /// A sequential writer for a new, empty file; see the module docs.
+///
+/// Writes to the device happen on a thread of their own, one buffer behind: while one buffer is
+/// written (an `O_DIRECT` write waits for the device), the caller fills the other, so the
+/// hashing and compressing around it do not stall on the disk.
 #[derive(Debug)]
 pub struct DirectFile {
-    file: File,
-    /// Backing storage; the aligned buffer is `storage[start..start + cap]`.
-    storage: Vec<u8>,
-    start: usize,
+    /// The buffer being filled.
+    buf: AlignedBuf,
+    /// A free buffer, if one is not in flight.
+    spare: Option<AlignedBuf>,
     cap: usize,
-    /// Bytes pending in the buffer.
+    /// Bytes pending in `buf`.
     len: usize,
-    /// File offset of the buffer's first byte.
+    /// File offset of `buf`'s first byte.
     pos: u64,
     direct: bool,
+    jobs: Option<SyncSender<Job>>,
+    done: Receiver<io::Result<AlignedBuf>>,
+    writer: Option<JoinHandle<io::Result<File>>>,
 }
 
 impl DirectFile {
@@ -51,21 +69,27 @@ impl DirectFile {
 
     fn with_mode(file: File, buf_size: usize, try_direct: bool) -> Self {
         let cap = buf_size.max(ALIGN).div_ceil(ALIGN) * ALIGN;
-        let storage = vec![0u8; cap + ALIGN];
-        let start = storage.as_ptr().align_offset(ALIGN).min(ALIGN);
+        let mut buf = AlignedBuf::default();
+        buf.get_mut(cap);
         let direct = try_direct && set_direct(&file, true).is_ok();
+        let (jobs, inbox) = std::sync::mpsc::sync_channel::<Job>(1);
+        let (outbox, done) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || write_jobs(file, direct, &inbox, &outbox));
         Self {
-            file,
-            storage,
-            start,
+            buf,
+            spare: None,
             cap,
             len: 0,
             pos: 0,
             direct,
+            jobs: Some(jobs),
+            done,
+            writer: Some(writer),
         }
     }
 
-    /// True while writes bypass the page cache.
+    /// True when the file was switched to `O_DIRECT` (a refused write may still have switched
+    /// it back).
     pub fn is_direct(&self) -> bool {
         self.direct
     }
@@ -75,57 +99,130 @@ impl DirectFile {
         self.pos + self.len as u64
     }
 
-    /// Writes what is buffered, sets the exact length, switches the file back to ordinary
-    /// writes and returns it.
+    /// Writes what is buffered, waits for every write, sets the exact length, switches the
+    /// file back to ordinary writes and returns it.
     ///
     /// # Errors
     /// Writing or truncating failed.
     pub fn finish(mut self) -> io::Result<File> {
         let end = self.position();
-        if self.len > 0 {
-            let padded = if self.direct {
-                self.len.div_ceil(ALIGN) * ALIGN
-            } else {
-                self.len
-            };
-            self.storage[self.start + self.len..self.start + padded].fill(0);
-            self.write_buffer(padded)?;
-        }
-        if self.direct {
-            set_direct(&self.file, false)?;
-        }
-        self.file.set_len(end)?;
-        Ok(self.file)
+        let buf = std::mem::take(&mut self.buf);
+        self.send(Job {
+            buf,
+            len: self.len,
+            at: self.pos,
+            last: true,
+        })?;
+        drop(self.jobs.take());
+        let file = self
+            .writer
+            .take()
+            .ok_or_else(|| io::Error::other("the writer thread is gone"))?
+            .join()
+            .map_err(|_| io::Error::other("the writer thread panicked"))??;
+        file.set_len(end)?;
+        Ok(file)
     }
 
-    /// Writes the first `n` bytes of the buffer at `pos` and empties the buffer.
-    fn write_buffer(&mut self, n: usize) -> io::Result<()> {
-        let data = &self.storage[self.start..self.start + n];
-        match self.file.write_all_at(data, self.pos) {
-            Ok(()) => {}
-            // The filesystem took O_DIRECT at open but refuses this write (an alignment it
-            // needs beyond ours, say): finish with ordinary writes.
-            Err(e) if self.direct && is_alignment_error(&e) => {
-                set_direct(&self.file, false)?;
-                self.direct = false;
-                self.file.write_all_at(data, self.pos)?;
+    /// Hands `job` to the writer thread.
+    fn send(&self, job: Job) -> io::Result<()> {
+        let gone = || io::Error::other("the writer thread stopped");
+        self.jobs
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(job)
+            .map_err(|_| gone())
+    }
+
+    /// Sends the full buffer and continues in a free one.
+    fn submit(&mut self) -> io::Result<()> {
+        let next = match self.spare.take() {
+            Some(b) => b,
+            None if self.pos == 0 => {
+                // The first buffer in flight: the second one is made now (small files never
+                // need it).
+                let mut b = AlignedBuf::default();
+                b.get_mut(self.cap);
+                b
             }
-            Err(e) => return Err(e),
-        }
+            // Wait for the writer to give one back (or report its error).
+            None => self
+                .done
+                .recv()
+                .map_err(|_| io::Error::other("the writer thread stopped"))??,
+        };
+        let full = std::mem::replace(&mut self.buf, next);
+        self.send(Job {
+            buf: full,
+            len: self.len,
+            at: self.pos,
+            last: false,
+        })?;
         self.pos += self.len as u64;
         self.len = 0;
         Ok(())
     }
 }
 
+/// The writer thread: writes each job at its offset, hands the buffer back, and returns the
+/// file when the channel closes, or the first error.
+fn write_jobs(
+    file: File,
+    mut direct: bool,
+    inbox: &Receiver<Job>,
+    outbox: &Sender<io::Result<AlignedBuf>>,
+) -> io::Result<File> {
+    for mut job in inbox {
+        let result = write_job(&file, &mut direct, &mut job);
+        match result {
+            Ok(()) => {
+                let _ = outbox.send(Ok(job.buf));
+            }
+            Err(e) => {
+                let _ = outbox.send(Err(io::Error::new(e.kind(), e.to_string())));
+                return Err(e);
+            }
+        }
+    }
+    Ok(file)
+}
+
+fn write_job(file: &File, direct: &mut bool, job: &mut Job) -> io::Result<()> {
+    let n = if job.last && *direct {
+        let padded = job.len.div_ceil(ALIGN) * ALIGN;
+        job.buf.get_mut(padded)[job.len..].fill(0);
+        padded
+    } else {
+        job.len
+    };
+    if n > 0 {
+        let data = job.buf.get(n);
+        match file.write_all_at(data, job.at) {
+            Ok(()) => {}
+            // The filesystem took O_DIRECT at open but refuses this write (an alignment it
+            // needs beyond ours, say): go on with ordinary writes, unpadded.
+            Err(e) if *direct && is_alignment_error(&e) => {
+                set_direct(file, false)?;
+                *direct = false;
+                file.write_all_at(job.buf.get(job.len), job.at)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if job.last && *direct {
+        set_direct(file, false)?;
+        *direct = false;
+    }
+    Ok(())
+}
+
 impl Write for DirectFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = buf.len().min(self.cap - self.len);
-        let at = self.start + self.len;
-        self.storage[at..at + n].copy_from_slice(&buf[..n]);
+        self.buf.get_mut(self.cap)[self.len..self.len + n].copy_from_slice(&buf[..n]);
         self.len += n;
         if self.len == self.cap {
-            self.write_buffer(self.cap)?;
+            self.submit()?;
         }
         Ok(n)
     }
@@ -241,6 +338,19 @@ mod tests {
         roundtrip(dir.path(), &[ALIGN - 1, 2, 3 * ALIGN + 5, 17], ALIGN);
         roundtrip(dir.path(), &[100_000, 1, 65_536, 333_333], 3 * ALIGN);
         roundtrip(dir.path(), &[1 << 20; 5], DIRECT_BUF_SIZE);
+    }
+
+    #[test]
+    fn a_failed_write_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro");
+        std::fs::write(&path, b"").unwrap();
+        // Open for reading only: every write fails, on the writer thread.
+        let mut w = DirectFile::new(File::open(&path).unwrap(), ALIGN);
+        let r = w
+            .write_all(&[7u8; 5 * ALIGN])
+            .and_then(|()| w.finish().map(drop));
+        assert!(r.is_err(), "the error reached the caller");
     }
 
     #[test]
