@@ -152,6 +152,9 @@ impl PreparedBase {
                 human_bytes(old_len)
             );
         }
+        if size % crate::disk::SECTOR_SIZE != 0 {
+            bail!("output.size: {size} bytes is not a whole number of 512-byte sectors");
+        }
         if size == old_len {
             return Ok(self);
         }

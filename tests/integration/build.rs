@@ -802,5 +802,26 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
         "{err}"
     );
     assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
+    // Not a whole number of sectors: refused too.
+    std::fs::write(
+        &recipe,
+        "extends: ../recipes/worker.yaml\noutput: { size: 1000000001 }\n",
+    )
+    .unwrap();
+    let r = piimage(
+        &[
+            "build",
+            recipe.to_str().unwrap(),
+            "--base",
+            base.to_str().unwrap(),
+            "--out",
+            out2.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("512-byte sectors"), "{err}");
+    assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
     let _ = std::fs::remove_file(&recipe);
 }
