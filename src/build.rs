@@ -152,7 +152,7 @@ impl PreparedBase {
                 human_bytes(old_len)
             );
         }
-        if size % crate::disk::SECTOR_SIZE != 0 {
+        if !size.is_multiple_of(crate::disk::SECTOR_SIZE) {
             bail!("output.size: {size} bytes is not a whole number of 512-byte sectors");
         }
         if size == old_len {
