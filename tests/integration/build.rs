@@ -777,51 +777,36 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
         );
     }
 
-    // Smaller than the base: refused before anything is written.
-    std::fs::write(
-        &recipe,
-        "extends: ../recipes/worker.yaml\noutput: { size: 100M }\n",
-    )
-    .unwrap();
-    let out2 = tempfile::tempdir().unwrap();
-    let r = piimage(
-        &[
-            "build",
-            recipe.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-            "--out",
-            out2.path().to_str().unwrap(),
-        ],
-        &[],
-    );
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(r.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("output.size") && err.contains("smaller than the base"),
-        "{err}"
-    );
-    assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
-    // Not a whole number of sectors: refused too.
-    std::fs::write(
-        &recipe,
-        "extends: ../recipes/worker.yaml\noutput: { size: 1000000001 }\n",
-    )
-    .unwrap();
-    let r = piimage(
-        &[
-            "build",
-            recipe.to_str().unwrap(),
-            "--base",
-            base.to_str().unwrap(),
-            "--out",
-            out2.path().to_str().unwrap(),
-        ],
-        &[],
-    );
-    let err = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(r.status.code(), Some(1), "{err}");
-    assert!(err.contains("512-byte sectors"), "{err}");
-    assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
+    // Sizes piimage refuses before anything is written: below the base, and not a whole
+    // number of sectors.
+    for (size, want) in [
+        ("100M", "smaller than the base"),
+        ("1000000001", "512-byte sectors"),
+    ] {
+        std::fs::write(
+            &recipe,
+            format!("extends: ../recipes/worker.yaml\noutput: {{ size: {size} }}\n"),
+        )
+        .unwrap();
+        let out2 = tempfile::tempdir().unwrap();
+        let r = piimage(
+            &[
+                "build",
+                recipe.to_str().unwrap(),
+                "--base",
+                base.to_str().unwrap(),
+                "--out",
+                out2.path().to_str().unwrap(),
+            ],
+            &[],
+        );
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("output.size") && err.contains(want),
+            "{size}: {err}"
+        );
+        assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
+    }
     let _ = std::fs::remove_file(&recipe);
 }

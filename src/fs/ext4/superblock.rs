@@ -334,6 +334,38 @@ pub fn looks_like_ext4(sb: &[u8]) -> bool {
     sb.len() >= 0x3A && le16(sb, 0x38) == EXT4_MAGIC
 }
 
+/// A small, clean filesystem's superblock with `features` (one 32768-block group, journal in
+/// inode 8), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_superblock(features: FeatureSet) -> Superblock {
+    Superblock {
+        inodes_count: 8192,
+        blocks_count: 32768,
+        reserved_blocks_count: 0,
+        free_blocks_count: 1000,
+        free_inodes_count: 100,
+        first_data_block: 0,
+        block_size: 4096,
+        blocks_per_group: 32768,
+        inodes_per_group: 8192,
+        mount_count: 0,
+        state: FsState(1),
+        rev_level: 1,
+        inode_size: 256,
+        features,
+        uuid: [0; 16],
+        label: String::new(),
+        last_mounted: String::new(),
+        journal_inum: 8,
+        last_orphan: 0,
+        desc_size: 32,
+        def_hash_version: 1,
+        checksum_seed: 0,
+        orphan_file_inum: 0,
+        mkfs_time: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,36 +213,13 @@ mod tests {
     use crate::fs::ext4::superblock::FsState;
 
     fn sb(compat: u32, incompat: u32, ro_compat: u32) -> Superblock {
-        Superblock {
-            inodes_count: 8192,
-            blocks_count: 32768,
-            reserved_blocks_count: 0,
-            free_blocks_count: 1000,
-            free_inodes_count: 100,
-            first_data_block: 0,
-            block_size: 4096,
-            blocks_per_group: 32768,
-            inodes_per_group: 8192,
-            mount_count: 0,
-            state: FsState(1),
-            rev_level: 1,
-            inode_size: 256,
-            features: FeatureSet {
-                compat,
-                incompat,
-                ro_compat,
-            },
-            uuid: [0; 16],
-            label: String::new(),
-            last_mounted: String::new(),
-            journal_inum: 0,
-            last_orphan: 0,
-            desc_size: 32,
-            def_hash_version: 1,
-            checksum_seed: 0,
-            orphan_file_inum: 0,
-            mkfs_time: 0,
-        }
+        let mut sb = crate::fs::ext4::superblock::test_superblock(FeatureSet {
+            compat,
+            incompat,
+            ro_compat,
+        });
+        sb.journal_inum = 0;
+        sb
     }
 
     /// Raspberry Pi OS: `^64bit` with the Debian 12 defaults.
