@@ -125,13 +125,25 @@ impl DirectFile {
     }
 
     /// Hands `job` to the writer thread.
-    fn send(&self, job: Job) -> io::Result<()> {
-        let gone = || io::Error::other("the writer thread stopped");
-        self.jobs
+    fn send(&mut self, job: Job) -> io::Result<()> {
+        let sent = self
+            .jobs
             .as_ref()
-            .ok_or_else(gone)?
-            .send(job)
-            .map_err(|_| gone())
+            .is_some_and(|jobs| jobs.send(job).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            Err(self.writer_error())
+        }
+    }
+
+    /// Why the writer thread stopped: the error of the write that failed.
+    fn writer_error(&mut self) -> io::Error {
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => io::Error::other("the writer thread panicked"),
+            _ => io::Error::other("the writer thread stopped"),
+        }
     }
 
     /// Sends the full buffer and continues in a free one.
@@ -146,10 +158,10 @@ impl DirectFile {
                 b
             }
             // Wait for the writer to give one back (or report its error).
-            None => self
-                .done
-                .recv()
-                .map_err(|_| io::Error::other("the writer thread stopped"))??,
+            None => match self.done.recv() {
+                Ok(r) => r?,
+                Err(_) => return Err(self.writer_error()),
+            },
         };
         let full = std::mem::replace(&mut self.buf, next);
         self.send(Job {
@@ -179,7 +191,12 @@ fn write_jobs(
                 let _ = outbox.send(Ok(job.buf));
             }
             Err(e) => {
-                let _ = outbox.send(Err(io::Error::new(e.kind(), e.to_string())));
+                // The caller gets a copy (an io::Error cannot be cloned), the OS code kept.
+                let copy = e.raw_os_error().map_or_else(
+                    || io::Error::new(e.kind(), e.to_string()),
+                    io::Error::from_raw_os_error,
+                );
+                let _ = outbox.send(Err(copy));
                 return Err(e);
             }
         }
@@ -350,7 +367,9 @@ mod tests {
         let r = w
             .write_all(&[7u8; 5 * ALIGN])
             .and_then(|()| w.finish().map(drop));
-        assert!(r.is_err(), "the error reached the caller");
+        let e = r.expect_err("the error reached the caller");
+        // The operating system's own error (EBADF), not a generic one.
+        assert!(e.raw_os_error().is_some(), "{e}");
     }
 
     #[test]
