@@ -43,17 +43,3 @@ pub fn check() -> io::Result<()> {
         Ok(())
     }
 }
-
-/// True when `err` or one of its sources is the error [`check`] returns.
-pub fn is_interruption(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if e.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::Interrupted)
-        {
-            return true;
-        }
-        cur = e.source();
-    }
-    false
-}

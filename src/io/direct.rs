@@ -277,11 +277,6 @@ impl AlignedBuf {
     }
 }
 
-/// Rounds `n` up to a multiple of [`ALIGN`].
-pub fn align_up(n: u64) -> u64 {
-    n.div_ceil(ALIGN as u64) * ALIGN as u64
-}
-
 /// Switches `file` to `O_DIRECT` if the filesystem allows it; returns whether it did.
 pub fn try_direct(file: &File) -> bool {
     set_direct(file, true).is_ok()

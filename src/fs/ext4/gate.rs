@@ -131,15 +131,20 @@ pub enum GateError {
 /// The first feature of `features` outside the whitelist, in `dumpe2fs` order.
 /// `needs_recovery` is not a feature in this sense and is reported separately.
 pub fn refused_feature(features: &FeatureSet) -> Option<String> {
-    let allowed = |name: &str| {
-        ALLOWED_COMPAT.contains(&name)
-            || ALLOWED_INCOMPAT.contains(&name)
-            || ALLOWED_RO_COMPAT.contains(&name)
-    };
-    features
-        .names()
-        .into_iter()
-        .find(|n| n != "needs_recovery" && n != "orphan_present" && !allowed(n))
+    first_outside(
+        features,
+        &[ALLOWED_COMPAT, ALLOWED_INCOMPAT, ALLOWED_RO_COMPAT],
+    )
+}
+
+/// The first feature of `features` (in `dumpe2fs` order) named in none of the `allowed`
+/// lists; `needs_recovery` and `orphan_present` are states, checked by [`check_state`].
+pub fn first_outside(features: &FeatureSet, allowed: &[&[&str]]) -> Option<String> {
+    features.names().into_iter().find(|n| {
+        n != "needs_recovery"
+            && n != "orphan_present"
+            && !allowed.iter().any(|list| list.contains(&n.as_str()))
+    })
 }
 
 /// Checks everything the superblock alone can tell.
@@ -150,6 +155,12 @@ pub fn check_superblock(sb: &Superblock) -> Result<(), GateError> {
     if !matches!(sb.block_size, 1024 | 2048 | 4096) {
         return Err(GateError::BlockSize(sb.block_size));
     }
+    check_state(sb)
+}
+
+/// Checks the superblock's state: nothing to replay, no recorded error, cleanly unmounted, no
+/// orphan pending.
+pub fn check_state(sb: &Superblock) -> Result<(), GateError> {
     if sb.needs_recovery() {
         return Err(GateError::NeedsRecovery);
     }
@@ -177,6 +188,11 @@ pub fn check_journal(jsb: &JournalSuperblock) -> Result<(), GateError> {
     {
         return Err(GateError::UnsupportedJournalFeature { feature });
     }
+    check_journal_state(jsb)
+}
+
+/// Checks that the journal is empty and recorded no error.
+pub fn check_journal_state(jsb: &JournalSuperblock) -> Result<(), GateError> {
     if !jsb.is_clean() {
         return Err(GateError::JournalDirty {
             start: jsb.start,
@@ -187,6 +203,17 @@ pub fn check_journal(jsb: &JournalSuperblock) -> Result<(), GateError> {
         return Err(GateError::JournalError { errno: jsb.errno });
     }
     Ok(())
+}
+
+/// The state checks alone, whatever the features ([`check_state`], then an empty journal
+/// without a recorded error): what any change to the filesystem needs, such as growing it.
+pub fn check_clean<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(), GateError> {
+    check_state(sb)?;
+    match read_journal_superblock(window, sb)? {
+        Some(jsb) => check_journal_state(&jsb),
+        None if sb.features.has("has_journal") => Err(GateError::MissingJournal),
+        None => Ok(()),
+    }
 }
 
 /// Runs the whole gate on the filesystem in `window`; returns its superblock when writing is

@@ -47,9 +47,9 @@ pub enum Ext4Error {
         feature: String,
     },
     /// Growing is refused: the filesystem is not in a clean, checked state.
-    #[error("cannot grow the ext4 filesystem: {reason}; run `e2fsck -f` on the image first")]
+    #[error("cannot grow the ext4 filesystem: {reason}")]
     NotClean {
-        /// What is wrong (e.g. `needs_recovery`).
+        /// What is wrong (e.g. `needs_recovery`), and what to do about it.
         reason: String,
     },
     /// The requested size is one offline growth (without moving blocks) cannot reach.

@@ -4,8 +4,9 @@
 use crate::disk::{Storage, Window};
 use crate::fs::bytes::le16;
 use crate::fs::ext4::features::INCOMPAT_64BIT;
+use crate::fs::ext4::gate::{self, GateError};
 use crate::fs::ext4::group_desc::{DescCsum, GroupDesc, GroupLayout, csum_seed};
-use crate::fs::ext4::journal::{JournalReadError, read_journal_superblock};
+use crate::fs::ext4::journal::JournalReadError;
 use crate::fs::ext4::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
 
 /// Compat features growth keeps consistent.
@@ -109,14 +110,8 @@ impl Loaded {
 }
 
 fn check_features(sb: &Superblock) -> Result<(), Ext4Error> {
-    let allowed = |n: &str| {
-        GROW_COMPAT.contains(&n) || GROW_INCOMPAT.contains(&n) || GROW_RO_COMPAT.contains(&n)
-    };
-    if let Some(feature) = sb
-        .features
-        .names()
-        .into_iter()
-        .find(|n| n != "needs_recovery" && n != "orphan_present" && !allowed(n))
+    if let Some(feature) =
+        gate::first_outside(&sb.features, &[GROW_COMPAT, GROW_INCOMPAT, GROW_RO_COMPAT])
     {
         return Err(Ext4Error::Unsupported { feature });
     }
@@ -128,44 +123,20 @@ fn check_features(sb: &Superblock) -> Result<(), Ext4Error> {
     Ok(())
 }
 
-fn not_clean(reason: impl Into<String>) -> Ext4Error {
-    Ext4Error::NotClean {
-        reason: reason.into(),
-    }
-}
-
+/// The gate's state checks ([`gate::check_clean`]), shared with the writer; what they refuse
+/// becomes [`Ext4Error::NotClean`].
 fn check_state<S: Storage>(win: &Window<S>, sb: &Superblock) -> Result<(), Ext4Error> {
-    if sb.needs_recovery() {
-        return Err(not_clean(
-            "it has `needs_recovery` (its journal must be replayed)",
-        ));
-    }
-    if sb.state.has_errors() {
-        return Err(not_clean("it has recorded errors"));
-    }
-    if !sb.state.is_valid() || sb.state.orphans_recovering() {
-        return Err(not_clean("it was not cleanly unmounted"));
-    }
-    if sb.has_orphans() {
-        return Err(not_clean("it has orphan inodes pending"));
-    }
-    let journal = read_journal_superblock(win, sb).map_err(|e| match e {
-        JournalReadError::Io(e) => Ext4Error::Io(e),
-        JournalReadError::Corrupt(m) => Ext4Error::Corrupt(m),
-    })?;
-    match journal {
-        Some(j) if !j.is_clean() => Err(not_clean(format!(
-            "its journal is not empty (s_start {})",
-            j.start
-        ))),
-        Some(j) if j.errno != 0 => {
-            Err(not_clean(format!("its journal recorded error {}", j.errno)))
-        }
-        None if sb.features.has("has_journal") => Err(Ext4Error::Unsupported {
+    gate::check_clean(win, sb).map_err(|e| match e {
+        GateError::Superblock(e) => e,
+        GateError::Journal(JournalReadError::Io(e)) => Ext4Error::Io(e),
+        GateError::Journal(JournalReadError::Corrupt(m)) => Ext4Error::Corrupt(m),
+        GateError::MissingJournal => Ext4Error::Unsupported {
             feature: "has_journal without a journal inode (external journal)".into(),
-        }),
-        _ => Ok(()),
-    }
+        },
+        other => Ext4Error::NotClean {
+            reason: other.to_string(),
+        },
+    })
 }
 
 fn check_layout(sb: &Superblock, l: &GroupLayout) -> Result<(), Ext4Error> {
