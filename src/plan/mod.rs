@@ -8,6 +8,7 @@
 pub mod boot;
 pub mod cloud_init;
 pub mod cluster;
+pub mod firstboot;
 pub mod hosts;
 pub mod network;
 pub mod node;

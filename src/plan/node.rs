@@ -374,6 +374,11 @@ pub fn plan_node(
         .iter()
         .map(|c| (c.section.clone(), c.line.clone()))
         .collect();
+    // The image's own first-boot steps that would replace the disk id and host keys go first,
+    // so that a recipe's own `cmdline.add` can still put a token back.
+    let disarm =
+        super::firstboot::disarm(profile, node.boot.grow_root).map_err(|e| err(node, e))?;
+    ops.extend(super::firstboot::disarm_ops(&disarm));
     ops.extend(boot_ops(&config, &cmdline_add, &node.boot.cmdline_remove));
     ops.extend(mount_ops(&node.mounts));
     if bake {
@@ -420,9 +425,21 @@ pub fn plan_node(
                 fqdn: node.fqdn.clone(),
                 users: users.clone(),
                 ssh_pwauth: node.ssh.password_authentication,
-                timezone: node.timezone.clone(),
-                locale: node.locale.clone(),
-                keyboard: node.keyboard.as_ref().map(|k| k.layout.clone()),
+                // In bake mode, baked settings are not repeated: cloud-init would apply them again on first
+                // boot (and fail the boot if, say, the image lacked the time zone).
+                timezone: node
+                    .timezone
+                    .clone()
+                    .filter(|_| mode != rs::CloudInitMode::Bake),
+                locale: node
+                    .locale
+                    .clone()
+                    .filter(|_| mode != rs::CloudInitMode::Bake),
+                keyboard: node
+                    .keyboard
+                    .as_ref()
+                    .map(|k| k.layout.clone())
+                    .filter(|_| mode != rs::CloudInitMode::Bake),
                 extra_yaml: if mode == rs::CloudInitMode::Bake {
                     String::new()
                 } else {

@@ -47,6 +47,11 @@ pub struct Profile {
     pub gids: Vec<(String, u32)>,
     /// The system unit files, by name (for `services.enable`).
     pub units: BTreeMap<String, UnitFile>,
+    /// The tokens of the base's `cmdline.txt`.
+    pub cmdline: Vec<String>,
+    /// Which of the programs piimage's first-boot units run exist in the image
+    /// ([`super::firstboot::GROW_TOOLS`]).
+    pub programs: Vec<String>,
 }
 
 fn ids(table: &str) -> Vec<(String, u32)> {
@@ -158,6 +163,12 @@ impl Profile {
             uids: ids(&passwd),
             gids: ids(&group),
             units: read_units(reader)?,
+            cmdline: cmdline.to_vec(),
+            programs: super::firstboot::GROW_TOOLS
+                .iter()
+                .map(|p| reader.exists(p).map(|e| e.then(|| (*p).to_owned())))
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -169,6 +180,11 @@ impl Profile {
     /// True when cloud-init runs on first boot.
     pub fn has_cloud_init(&self) -> bool {
         self.first_boot.cloud_init
+    }
+
+    /// True when the program at `path` (one of [`super::firstboot::GROW_TOOLS`]) exists.
+    pub fn has_program(&self, path: &str) -> bool {
+        self.programs.iter().any(|p| p == path)
     }
 
     /// The first-boot mechanism.

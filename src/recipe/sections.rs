@@ -206,6 +206,9 @@ pub(crate) fn boot(ctx: &mut Ctx, raw: Option<&Located<RawBoot>>) -> BootSpec {
     let Some(r) = raw.map(|r| &r.value) else {
         return spec;
     };
+    if let Some(g) = &r.grow_root {
+        spec.grow_root = g.value;
+    }
     for l in r.config_txt.iter().flat_map(|c| &c.value) {
         let (line, section) = match &l.value {
             StrOr::Str(s) => (s.as_str(), None),

@@ -214,6 +214,25 @@ fn worker_recipe_on_bookworm() {
         "{cmdline}"
     );
     assert!(cat("/etc/fstab").contains(&format!("PARTUUID={id}-01")));
+    // Bookworm's firstboot (new host keys, new disk id) is disarmed; piimage's own unit grows
+    // the root on first boot instead (issue 9).
+    assert!(
+        !cmdline.contains("init=") && !cmdline.contains("firstboot"),
+        "{cmdline}"
+    );
+    assert!(cat("/usr/local/sbin/piimage-grow-root").contains("sfdisk"));
+    assert!(
+        cat("/etc/systemd/system/piimage-grow-root.service")
+            .contains("ExecStart=/usr/local/sbin/piimage-grow-root")
+    );
+    assert!(
+        debugfs(
+            &img,
+            root,
+            "stat /etc/systemd/system/multi-user.target.wants/piimage-grow-root.service"
+        )
+        .contains("Fast link dest: \"/etc/systemd/system/piimage-grow-root.service\"")
+    );
     // SHA256SUMS verifies; the bmap is accepted by bmaptool.
     sh(out.path(), "sha256sum -c --quiet SHA256SUMS");
     let dest = out.path().join("copy.img");
@@ -809,4 +828,88 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
         assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
     }
     let _ = std::fs::remove_file(&recipe);
+}
+
+/// Issue 9: the image's own first-boot steps that would replace the disk id (and on Bookworm the
+/// host keys) are disarmed on every Raspberry Pi OS fixture, piimage's growth unit replaces them
+/// unless `boot.grow_root: false`, Ubuntu is left to cloud-init, `plan` shows it all, and bake
+/// mode's seeds do not repeat baked settings.
+#[test]
+fn issue9_firstboot_disarmed_and_growth_kept() {
+    for fixture in Fixture::ALL {
+        let info = fixtures::info(fixture);
+        let case = info.name;
+        let ubuntu = fixture == Fixture::Ubuntu2404;
+        let base = fixtures::fixture_path(fixture, Format::Raw).unwrap();
+        for grow in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let recipe = dir.path().join("r.yaml");
+            std::fs::write(
+                &recipe,
+                format!(
+                    "cluster: {{ name: fb }}\nnodes: [{{ name: n1 }}]\ntimezone: Europe/London\n\
+                     keyboard: gb\nboot: {{ grow_root: {grow} }}\n\
+                     output: {{ dir: out, formats: [img], name: \"{{node}}\" }}\n"
+                ),
+            )
+            .unwrap();
+            let r = recipe.to_str().unwrap();
+            let b = base.to_str().unwrap();
+            let plan = piimage(&["plan", r, "--base", b], &[]);
+            assert!(
+                plan.status.success(),
+                "{case}: {}",
+                String::from_utf8_lossy(&plan.stderr)
+            );
+            let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+            build_ok(&["build", r, "--base", b], &[]);
+            let img = dir.path().join("out/n1.img");
+            let (boot, root) = (info.boot.offset(), info.root.offset());
+            e2fsck_clean(&img, root);
+            fsck_fat_clean(&img, boot, info.boot.size());
+            let cmdline = String::from_utf8(mtype(&img, boot, "/cmdline.txt")).unwrap();
+            let base_cmdline = String::from_utf8(mtype(&base, boot, "/cmdline.txt")).unwrap();
+            let tokens: Vec<&str> = cmdline.split_whitespace().collect();
+            assert!(
+                !tokens
+                    .iter()
+                    .any(|t| t.starts_with("init=") || *t == "resize"),
+                "{case}: {cmdline}"
+            );
+            if ubuntu {
+                assert_eq!(
+                    cmdline, base_cmdline,
+                    "{case}: Ubuntu's cmdline.txt is untouched"
+                );
+            }
+            let unit = "/etc/systemd/system/piimage-grow-root.service";
+            let installed = debugfs_exists(&img, root, unit);
+            assert_eq!(
+                installed,
+                grow && !ubuntu,
+                "{case} grow_root={grow}: {unit}"
+            );
+            assert_eq!(
+                plan.contains("piimage-grow-root.service"),
+                grow && !ubuntu,
+                "{case} grow_root={grow}: plan:\n{plan}"
+            );
+            if !ubuntu {
+                assert!(plan.contains("boot:/cmdline.txt"), "{case}: plan:\n{plan}");
+            }
+            if info.cloud_init.is_some() {
+                // Bake mode: the seed lists the baked users and hostname, not what is baked.
+                let ud = String::from_utf8(mtype(&img, boot, "/user-data")).unwrap();
+                assert!(
+                    ud.contains("hostname: \"n1\"") || ud.contains("hostname: n1"),
+                    "{case}: {ud}"
+                );
+                assert!(
+                    !ud.contains("timezone:") && !ud.contains("keyboard:"),
+                    "{case}: the seed repeats baked settings:\n{ud}"
+                );
+                assert_eq!(debugfs(&img, root, "cat /etc/timezone"), "Europe/London\n");
+            }
+        }
+    }
 }

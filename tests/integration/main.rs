@@ -1,5 +1,6 @@
 //! The integration test binary: one module per feature.
 
+mod boot;
 mod build;
 mod configs;
 mod engine;

@@ -6,6 +6,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod bootable;
 pub mod fixtures;
 
 pub use fixtures::{

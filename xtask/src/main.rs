@@ -1,5 +1,6 @@
 //! `cargo xtask fixtures [--force] [--out DIR]`: builds the fixture images and prints
-//! their paths.
+//! their paths. `cargo xtask bootable [--flavour F]... [--force]`: builds the bootable test
+//! images (root, mmdebstrap and the Debian mirror needed) and prints their paths.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,31 +9,55 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "usage: cargo xtask fixtures [--force] [--out DIR]
+       cargo xtask bootable [--flavour bookworm|trixie|ubuntu]... [--force]
 
   fixtures   build the test fixture images (cached; see tests/fixtures/INDEX.md)
+  bootable   build the bootable test images the boot tests run under qemu (cached in
+             target/bootable; needs root, mmdebstrap and the Debian mirror; all flavours
+             unless --flavour is given)
   --force    rebuild even if the cache is up to date
-  --out DIR  build into DIR instead of target/fixtures";
+  --out DIR  build the fixtures into DIR instead of target/fixtures";
+
+#[derive(PartialEq)]
+enum Task {
+    Fixtures,
+    Bootable,
+}
 
 struct Args {
+    task: Task,
     force: bool,
     out: Option<PathBuf>,
+    flavours: Vec<xtask::bootable::Flavour>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>> {
-    match args.next().as_deref() {
-        Some("fixtures") => {}
+    let task = match args.next().as_deref() {
+        Some("fixtures") => Task::Fixtures,
+        Some("bootable") => Task::Bootable,
         Some("-h" | "--help" | "help") => return Ok(None),
         Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
         None => bail!("no task given\n\n{USAGE}"),
-    }
+    };
     let mut parsed = Args {
+        task,
         force: false,
         out: None,
+        flavours: Vec::new(),
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--force" => parsed.force = true,
-            "--out" => parsed.out = Some(args.next().context("--out needs a directory")?.into()),
+            "--out" if parsed.task == Task::Fixtures => {
+                parsed.out = Some(args.next().context("--out needs a directory")?.into());
+            }
+            "--flavour" if parsed.task == Task::Bootable => {
+                let name = args.next().context("--flavour needs a name")?;
+                let f = xtask::bootable::Flavour::from_name(&name).with_context(|| {
+                    format!("unknown flavour `{name}` (bookworm, trixie or ubuntu)")
+                })?;
+                parsed.flavours.push(f);
+            }
             "-h" | "--help" => return Ok(None),
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
@@ -40,11 +65,50 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>> {
     Ok(Some(parsed))
 }
 
+fn bootable(args: &Args) -> Result<()> {
+    let flavours = if args.flavours.is_empty() {
+        xtask::bootable::Flavour::ALL.to_vec()
+    } else {
+        args.flavours.clone()
+    };
+    // In parallel: most of a build is waiting for the mirror and for dpkg.
+    let start = Instant::now();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = flavours
+            .iter()
+            .map(|&f| {
+                s.spawn(move || {
+                    eprintln!("  {}: building if needed (a few minutes)...", f.name());
+                    let r = xtask::bootable::bootable(f, args.force);
+                    if let Ok((_, rebuilt)) = &r {
+                        let how = if *rebuilt { "built" } else { "up to date" };
+                        eprintln!(
+                            "  {}: {how} after {:.1}s",
+                            f.name(),
+                            start.elapsed().as_secs_f64()
+                        );
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    for r in results {
+        let (b, _) = r.map_err(|_| anyhow::anyhow!("a bootable build panicked"))??;
+        println!("{}", b.image.display());
+    }
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let Some(args) = parse(std::env::args().skip(1))? else {
         println!("{USAGE}");
         return Ok(());
     };
+    if args.task == Task::Bootable {
+        return bootable(&args);
+    }
     let dir = args.out.unwrap_or_else(xtask::fixtures_dir);
     let start = Instant::now();
     let outcome = xtask::build_fixtures(&dir, args.force, &|msg| eprintln!("  {msg}"))?;

@@ -268,10 +268,12 @@ merge_struct!(RawCloudInit {
 pub(crate) struct RawBoot {
     pub config_txt: Option<Located<Vec<Located<StrOr<RawConfigLine>>>>>,
     pub cmdline: Option<Located<RawCmdline>>,
+    pub grow_root: Option<Located<bool>>,
 }
 merge_struct!(RawBoot {
     config_txt,
-    cmdline
+    cmdline,
+    grow_root
 });
 
 /// `boot.config_txt[]` as a mapping.

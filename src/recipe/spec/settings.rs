@@ -284,8 +284,8 @@ pub struct ConfigLine {
     pub line: String,
 }
 
-/// Boot partition edits.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Boot partition edits, and what first boot does with the root partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootSpec {
     /// Lines `config.txt` must contain.
     pub config_txt: Vec<ConfigLine>,
@@ -295,6 +295,19 @@ pub struct BootSpec {
     /// `cmdline.txt` tokens to remove (`quiet`; `key=` removes every `key=…` token), applied
     /// before `cmdline_add`.
     pub cmdline_remove: Vec<String>,
+    /// Grow the root partition and filesystem to the whole card on first boot (default true).
+    pub grow_root: bool,
+}
+
+impl Default for BootSpec {
+    fn default() -> Self {
+        Self {
+            config_txt: Vec::new(),
+            cmdline_add: Vec::new(),
+            cmdline_remove: Vec::new(),
+            grow_root: true,
+        }
+    }
 }
 
 /// An `/etc/fstab` entry.
