@@ -54,7 +54,8 @@ impl Owner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "edit", rename_all = "kebab-case")]
 pub enum TextEdit {
-    /// `cmdline.txt`: set a token (`key=value` replaces the same key in place).
+    /// `cmdline.txt`: set a token (`key=value` replaces the same key in place when the key takes
+    /// one value, see [`text::cmdline::SINGLE_VALUE_KEYS`]; anything else is appended if absent).
     CmdlineSet {
         /// The token.
         token: String,
