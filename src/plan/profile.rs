@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::catalog::Catalog;
 use super::units::{UnitFile, read_units};
 use crate::fs::ext4::Ext4Reader;
 use crate::inspect::accounts::{User, regular_users};
@@ -47,6 +48,8 @@ pub struct Profile {
     pub gids: Vec<(String, u32)>,
     /// The system unit files, by name (for `services.enable`).
     pub units: BTreeMap<String, UnitFile>,
+    /// Time zones, locales and keyboard layouts the image offers.
+    pub catalog: Catalog,
 }
 
 fn ids(table: &str) -> Vec<(String, u32)> {
@@ -158,6 +161,7 @@ impl Profile {
             uids: ids(&passwd),
             gids: ids(&group),
             units: read_units(reader)?,
+            catalog: Catalog::read(reader)?,
         })
     }
 

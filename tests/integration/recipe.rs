@@ -138,7 +138,11 @@ fn shipped_worker_recipe_resolves_as_documented() {
     assert_eq!(eth0.ipv4.addresses[0].to_string(), "10.42.0.13/24");
     assert_eq!(
         w3.boot.cmdline_add,
-        ["cgroup_memory=1", "cgroup_enable=memory"]
+        [
+            "cgroup_enable=cpuset",
+            "cgroup_memory=1",
+            "cgroup_enable=memory"
+        ]
     );
     assert_eq!(w3.default_user, DefaultUser::Rename("admin".into()));
     let admin = &w3.users[0];
