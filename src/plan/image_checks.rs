@@ -23,7 +23,8 @@ use super::catalog::{self, Catalog};
 /// How many names a suggestion lists.
 const SUGGESTIONS: usize = 3;
 
-/// The names of `candidates` nearest to `wanted` by edit distance (case-insensitive), at most
+/// The names of `candidates` nearest to `wanted` by edit distance (case-insensitive; a swap of
+/// two neighbouring characters counts as one edit, as in `Lodnon`), at most
 /// [`SUGGESTIONS`], nearest first, ties in name order, each with its distance.
 #[must_use]
 pub fn nearest<'a>(
@@ -33,7 +34,7 @@ pub fn nearest<'a>(
     let w = wanted.to_lowercase();
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
-        .map(|c| (strsim::levenshtein(&w, &c.to_lowercase()), c))
+        .map(|c| (strsim::osa_distance(&w, &c.to_lowercase()), c))
         .collect();
     scored.sort_unstable();
     scored.dedup_by(|a, b| a.1 == b.1);
