@@ -275,7 +275,157 @@ pub fn check_nodes<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::plan::catalog::{LocaleFacts, normalize};
+    use crate::recipe::{LoadOptions, ResolvedRecipe};
+
+    fn set(names: &[&str]) -> Option<BTreeSet<String>> {
+        Some(names.iter().map(|n| (*n).to_owned()).collect())
+    }
+
+    fn catalog() -> Catalog {
+        Catalog {
+            zones: set(&["Europe/London", "Etc/UTC", "UTC"]),
+            locales: LocaleFacts {
+                supported: Some(vec![
+                    ("en_GB.UTF-8".into(), "UTF-8".into()),
+                    ("de_DE.UTF-8".into(), "UTF-8".into()),
+                ]),
+                generated: [normalize("en_GB.UTF-8")].into_iter().collect(),
+                locale_gen: true,
+            },
+            layouts: set(&["gb", "us"]),
+        }
+    }
+
+    fn load(dir: &std::path::Path, settings: &str) -> ResolvedRecipe {
+        std::fs::write(dir.join("base.img"), b"x").unwrap();
+        std::fs::create_dir_all(dir.join("boot/overlays")).unwrap();
+        std::fs::write(dir.join("boot/overlays/mine.dtbo"), b"x").unwrap();
+        std::fs::create_dir_all(dir.join("tz/usr/share/zoneinfo/Lab")).unwrap();
+        std::fs::write(dir.join("tz/usr/share/zoneinfo/Lab/Home"), b"TZif").unwrap();
+        let text = format!(
+            "cluster: {{ name: lab }}\nbase: {{ path: base.img }}\nnodes: [{{ name: n1 }}]\n{settings}"
+        );
+        let path = dir.join("r.yaml");
+        std::fs::write(&path, text).unwrap();
+        crate::recipe::load(&path, &LoadOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn checks_against_the_catalog() {
+        let overlays = vec!["rpi-poe.dtbo".to_owned(), "Disable-BT.DTBO".to_owned()];
+        // (case, settings, catalog change, overlays present, expected problems)
+        type Change = fn(&mut Catalog);
+        let keep: Change = |_| {};
+        let cases: &[(&str, &str, Change, bool, &[&str])] = &[
+            (
+                "all good",
+                "timezone: UTC\nlocale: de_DE.UTF-8\nkeyboard: gb,us\nboot: { config_txt: [dtoverlay=disable-bt, dtoverlay=] }\n",
+                keep,
+                true,
+                &[],
+            ),
+            (
+                "built-in locale, no SUPPORTED",
+                "locale: C.UTF-8\n",
+                |c| c.locales.supported = None,
+                true,
+                &[],
+            ),
+            (
+                "a zone and a dtbo from the node's overlays",
+                "timezone: Lab/Home\nboot: { config_txt: [dtoverlay=MINE] }\noverlays: [{ source: boot, target: boot }, tz]\n",
+                keep,
+                false,
+                &[],
+            ),
+            (
+                "no tzdata",
+                "timezone: UTC\n",
+                |c| c.zones = None,
+                true,
+                &["r.yaml:4:11: timezone: time zone \"UTC\": the image has no time zone data"],
+            ),
+            (
+                "no locales package",
+                "locale: en_GB.UTF-8\n",
+                |c| c.locales.supported = None,
+                true,
+                &["r.yaml:4:9: locale: locale \"en_GB.UTF-8\": the image cannot generate locales"],
+            ),
+            (
+                "no locale-gen, not generated",
+                "locale: de_DE.UTF-8\n",
+                |c| c.locales.locale_gen = false,
+                true,
+                &["is not generated in the image and the image has no /usr/sbin/locale-gen"],
+            ),
+            (
+                "no locale-gen, generated",
+                "locale: en_GB.utf8\n",
+                |c| c.locales.locale_gen = false,
+                true,
+                &[],
+            ),
+            (
+                "no xkb-data",
+                "keyboard: gb\n",
+                |c| c.layouts = None,
+                true,
+                &[
+                    "r.yaml:4:11: keyboard: keyboard layout \"gb\": the image has no keyboard layouts",
+                ],
+            ),
+            (
+                "one of two layouts",
+                "keyboard: gb,uss\n",
+                keep,
+                true,
+                &[
+                    "keyboard layout \"uss\" is not in the image (no /usr/share/X11/xkb/symbols/uss); did you mean us?",
+                ],
+            ),
+            (
+                "no overlays directory",
+                "boot: { config_txt: [dtoverlay=rpi-poe] }\n",
+                keep,
+                false,
+                &[
+                    "r.yaml:4:22: boot.config_txt[0]: dtoverlay \"rpi-poe\": the boot partition has no overlays/ directory",
+                ],
+            ),
+            (
+                "a section's line",
+                "boot: { config_txt: [{ line: dtoverlay=rpi-poe-plus, section: pi4 }] }\n",
+                keep,
+                true,
+                &[
+                    "r.yaml:4:30: boot.config_txt[0].line: dtoverlay \"rpi-poe-plus\": the boot partition has no overlays/rpi-poe-plus.dtbo; the nearest it has: rpi-poe, disable-bt",
+                ],
+            ),
+        ];
+        for (name, settings, change, with_overlays, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let r = load(dir.path(), settings);
+            let mut c = catalog();
+            change(&mut c);
+            let present = with_overlays.then_some(overlays.as_slice());
+            let got = match check_nodes(r.selected(), &c, present) {
+                Ok(()) => Vec::new(),
+                Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+            };
+            assert_eq!(got.len(), want.len(), "{name}: {got:?}");
+            for (g, w) in got.iter().zip(*want) {
+                let shown = g
+                    .replace(&dir.path().display().to_string(), "")
+                    .replace("/r.yaml", "r.yaml");
+                assert!(shown.contains(w), "{name}: {w:?} not in {shown:?}");
+            }
+        }
+    }
 
     #[test]
     fn nearest_names_by_edit_distance() {

@@ -259,11 +259,15 @@ fn issue9_good_settings_build_and_read_back() {
         let stat = |p: &str| debugfs(&img, root, &format!("stat {p}"));
         // /etc/locale.gen: the image's locale and the recipe's, nothing else.
         let gen_file = cat("/etc/locale.gen");
-        assert_eq!(
-            active(&gen_file),
-            ["en_GB.UTF-8 UTF-8", "en_US.UTF-8 UTF-8"],
-            "{node}"
-        );
+        let mut want: Vec<String> = info
+            .l10n
+            .locale_gen_enabled
+            .iter()
+            .map(|l| format!("{l} UTF-8"))
+            .collect();
+        want.push("en_US.UTF-8 UTF-8".into());
+        want.sort();
+        assert_eq!(active(&gen_file), want, "{node}");
         assert!(
             gen_file.contains(
                 "\n# en_US ISO-8859-1\n# en_US.ISO-8859-15 ISO-8859-15\nen_US.UTF-8 UTF-8\n"
@@ -339,8 +343,14 @@ fn issue9_good_settings_build_and_read_back() {
 
 #[test]
 fn issue9_locale_generated_on_first_boot_only_when_the_image_lacks_it() {
-    // (fixture, locale, unit expected): en_GB is generated on Raspberry Pi OS, en_US on
-    // Ubuntu (its language pack), C.UTF-8 everywhere.
+    // (fixture, locale, unit expected, locale.gen diff): the image's own locale (enabled in
+    // locale.gen on Raspberry Pi OS, from the language pack on Ubuntu) and C.UTF-8 are
+    // already generated.
+    let raspios = fixtures::info(Fixture::RaspiosTrixie).l10n;
+    let ubuntu = fixtures::info(Fixture::Ubuntu2404).l10n;
+    assert_eq!(raspios.locale_gen_enabled, ["en_GB.UTF-8"]);
+    assert_eq!(ubuntu.language_pack, ["en_US.UTF-8"]);
+    assert!(ubuntu.locale_gen_enabled.is_empty());
     let cases = [
         (Fixture::RaspiosTrixie, "en_GB.UTF-8", false, None),
         (Fixture::RaspiosTrixie, "C.UTF-8", false, None),
