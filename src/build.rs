@@ -26,6 +26,7 @@ use crate::output::{
     BaseCache, CacheConfig, NodeImage, NodeOutputs, OutputSpec, build_nodes, write_sha256sums,
 };
 use crate::plan::cluster::{ClusterNode, hosts, inventory, known_hosts, ssh_config};
+use crate::plan::image_checks::check_nodes;
 use crate::plan::node::{NodePlan, plan_node};
 use crate::plan::profile::Profile;
 use crate::progress::Progress;
@@ -75,6 +76,8 @@ pub struct PreparedBase {
     pub disk_id: Option<u32>,
     /// `cmdline.txt` names the root by PARTUUID.
     pub uses_partuuid: bool,
+    /// The names in the boot partition's `overlays/` directory (`None`: it has none).
+    pub boot_overlays: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for PreparedBase {
@@ -96,6 +99,7 @@ pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
     };
     let mut cmdline = Vec::new();
     let mut boot_files = Vec::new();
+    let mut boot_overlays = None;
     if let Some(boot) = &layout.boot {
         let fat = FatReader::open(Window::new(
             Arc::clone(&storage),
@@ -110,6 +114,7 @@ pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
                 .collect();
         }
         boot_files = fat.root_names()?;
+        boot_overlays = fat.list("overlays")?;
     }
     let reader = Ext4Reader::open(Window::new(
         Arc::clone(&storage),
@@ -131,6 +136,7 @@ pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
         profile,
         disk_id,
         uses_partuuid,
+        boot_overlays,
     })
 }
 
@@ -194,7 +200,24 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Plans every node to build.
+/// Checks the nodes to build against what only the base image knows (time zone, locale,
+/// keyboard layout, `dtoverlay=` files; see [`crate::plan::image_checks`]).
+///
+/// # Errors
+/// A [`RecipeError`](crate::recipe::RecipeError) with every problem, each naming its recipe
+/// file, line, column and field.
+pub fn check_image(recipe: &ResolvedRecipe, base: &PreparedBase, only: &[String]) -> Result<()> {
+    check_nodes(
+        recipe
+            .selected()
+            .filter(|n| only.is_empty() || only.contains(&n.name)),
+        &base.profile.catalog,
+        base.boot_overlays.as_deref(),
+    )
+    .map_err(Into::into)
+}
+
+/// Plans every node to build, after [`check_image`].
 pub fn plan_all(
     recipe: &ResolvedRecipe,
     base: &PreparedBase,
@@ -206,6 +229,7 @@ pub fn plan_all(
             bail!("--node {name}: the recipe has no such node");
         }
     }
+    check_image(recipe, base, only)?;
     recipe
         .selected()
         .filter(|n| only.is_empty() || only.contains(&n.name))

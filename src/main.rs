@@ -14,7 +14,7 @@ fn main() {
     install_interrupt_handler();
     let result = match &args.command {
         Command::Inspect(a) => cli::inspect::run(a, &args.global),
-        Command::Validate(a) => cli::validate::run(a),
+        Command::Validate(a) => cli::validate::run(a, &args.global),
         Command::Build(a) => cli::build::run(a, &args.global),
         Command::Plan(a) => cli::plan::run(a, &args.global),
     };

@@ -11,8 +11,8 @@ use super::{GlobalArgs, RecipeArgs};
 /// Arguments of `piimage build`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Validates the recipe, fetches the base image once (cached, sha256-checked), plans every node,
-then writes one image per node by editing the partitions inside a copy-on-write view of the
+Validates the recipe, fetches the base image once (cached, sha256-checked), checks the recipe
+against it (time zone, locale, keyboard layout, dtoverlay= files), plans every node, then writes one image per node by editing the partitions inside a copy-on-write view of the
 base: no root, no mount, no loop device. Outputs appear under their final names only when
 complete; SHA256SUMS, hosts, known_hosts, ssh_config and inventory.yaml are written next to
 them. Without a network, point --base at a local image (for example a test fixture built by

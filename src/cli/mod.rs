@@ -54,7 +54,7 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Show every file a build would write, per node, with diffs, without writing an image.
     Plan(plan::PlanArgs),
-    /// Check a recipe without opening or downloading any image; print a summary.
+    /// Check a recipe (and, with --base, what only the image knows); print a summary.
     Validate(validate::ValidateArgs),
 }
 

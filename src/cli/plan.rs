@@ -20,8 +20,10 @@ use super::{GlobalArgs, RecipeArgs};
 /// Arguments of `piimage plan`.
 #[derive(Debug, Args)]
 #[command(after_help = "\
-For every node: each file the build would write, change, link or remove (partition, path,
-mode, owner, size), and a diff for every edit of an existing text file. The base image is
+The recipe is first checked against the base image (time zone, locale, keyboard layout,
+dtoverlay= files), as build does. Then, for every node: each file the build would write,
+change, link or remove (partition, path, mode, owner, size), and a diff for every edit of an
+existing text file (cmdline.txt's diff shows its final line). The base image is
 resolved (downloaded or decompressed into the cache if needed) and read, never written; no
 output is produced. Without a recipe seed, generated keys and hashes differ between runs.")]
 pub struct PlanArgs {

@@ -1,13 +1,20 @@
 //! `piimage validate RECIPE [--base PATH] [--skip-secrets]`.
+//!
+//! Without `--base`, nothing but the recipe is read. With `--base IMAGE`, the image is opened
+//! read-only (a compressed one is decompressed into the cache, as `plan` does) and the checks
+//! that need it run too: what [`piimage::build::check_image`] checks and, unless
+//! `--skip-secrets`, every node's plan (groups, shells, units, owners), with nothing written.
 
 use std::fmt::Write as _;
 
 use clap::Args;
 
-use piimage::disk::source::BaseSpec;
+use piimage::build::{check_image, plan_all, prepare_base, seed_bytes};
+use piimage::disk::source::{self, BaseSpec};
 use piimage::recipe::{self, LoadOptions, NodeSpec, ResolvedRecipe};
 
-use super::RecipeArgs;
+use super::progress::Bars;
+use super::{GlobalArgs, RecipeArgs};
 
 /// Arguments of `piimage validate`.
 #[derive(Debug, Args)]
@@ -15,6 +22,9 @@ use super::RecipeArgs;
 Checks everything that can be checked without an image: YAML syntax and field names, node
 names and addresses, users, password hashes, SSH keys, networks, overlay trees and their
 templates (rendered for every node). No image is opened or downloaded and nothing is written.
+With --base IMAGE, also what only the image knows: the time zone, locale and keyboard layout
+exist in it, every dtoverlay= has its .dtbo on the boot partition, and (unless
+--skip-secrets) every node plans: groups, shells and units exist. The image is only read.
 Each problem is reported as FILE:LINE:COLUMN: FIELD: MESSAGE. The recipe format is documented
 in recipes/README.md.")]
 pub struct ValidateArgs {
@@ -29,13 +39,31 @@ pub struct ValidateArgs {
 }
 
 /// Runs `piimage validate`.
-pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
+pub fn run(args: &ValidateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let options = LoadOptions {
         base: args.recipe.base.clone(),
         skip_secrets: args.skip_secrets,
     };
     let resolved = recipe::load(&args.recipe.recipe, &options)?;
-    print!("{}", summary(&resolved));
+    let mut checked = None;
+    if args.recipe.base.is_some() {
+        let cache = global.cache()?;
+        let image = source::resolve(&resolved.base, &cache, &Bars::new(global.quiet))?;
+        let base = prepare_base(&image.raw_path)?;
+        if args.skip_secrets {
+            check_image(&resolved, &base, &[])?;
+            checked = Some("time zone, locale, keyboard and dtoverlay files");
+        } else {
+            plan_all(&resolved, &base, &seed_bytes(&resolved)?, &[])?;
+            checked = Some("time zone, locale, keyboard and dtoverlay files; every node planned");
+        }
+    }
+    let mut text = summary(&resolved);
+    if let Some(what) = checked {
+        let ok = text.rfind("ok: ").unwrap_or(text.len());
+        text.insert_str(ok, &format!("image    checked against the base: {what}\n"));
+    }
+    print!("{text}");
     Ok(())
 }
 

@@ -54,7 +54,8 @@ impl Owner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "edit", rename_all = "kebab-case")]
 pub enum TextEdit {
-    /// `cmdline.txt`: set a token (`key=value` replaces the same key in place).
+    /// `cmdline.txt`: set a token (`key=value` replaces the same key in place when the key takes
+    /// one value, see [`text::cmdline::SINGLE_VALUE_KEYS`]; anything else is appended if absent).
     CmdlineSet {
         /// The token.
         token: String,
@@ -125,6 +126,11 @@ pub enum TextEdit {
         /// The value, as it should appear after `=` (quote it yourself if needed).
         value: String,
     },
+    /// `/etc/locale.gen`: enable a `NAME CHARSET` line (uncomment it, or append it).
+    LocaleGenEnable {
+        /// The line (`en_US.UTF-8 UTF-8`).
+        line: String,
+    },
     /// Any text file: replace every occurrence of a string.
     Replace {
         /// What to find.
@@ -137,7 +143,10 @@ pub enum TextEdit {
 impl TextEdit {
     /// True for edits that make sense on a missing file (which is then created empty first).
     pub fn creates_missing(&self) -> bool {
-        matches!(self, Self::EnsureLine { .. } | Self::SetKeyValue { .. })
+        matches!(
+            self,
+            Self::EnsureLine { .. } | Self::SetKeyValue { .. } | Self::LocaleGenEnable { .. }
+        )
     }
 }
 
@@ -147,6 +156,7 @@ pub fn apply_text_edit(text: &str, edit: &TextEdit) -> Result<String, String> {
     Ok(match edit {
         TextEdit::CmdlineSet { token } => cmdline::set(text, token),
         TextEdit::CmdlineRemove { token } => cmdline::remove(text, token),
+        TextEdit::LocaleGenEnable { line } => text::locale_gen::enable(text, line),
         TextEdit::ConfigEnsure { section, line } => {
             config_txt::ensure_line(text, section.as_deref(), line)
         }

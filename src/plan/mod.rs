@@ -6,10 +6,12 @@
 //! the OS's first-boot mechanism does; seeds are written where the image reads them.
 
 pub mod boot;
+pub mod catalog;
 pub mod cloud_init;
 pub mod cluster;
 pub mod firstboot;
 pub mod hosts;
+pub mod image_checks;
 pub mod network;
 pub mod node;
 pub mod profile;

@@ -386,7 +386,7 @@ pub fn plan_node(
             ops.extend(timezone_ops(tz));
         }
         if let Some(l) = &node.locale {
-            ops.extend(locale_ops(l));
+            ops.extend(locale_ops(l, &profile.catalog.locales));
         }
         if let Some(k) = &node.keyboard {
             ops.extend(keyboard_ops(&k.layout, k.model.as_deref()));

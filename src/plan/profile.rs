@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::catalog::Catalog;
 use super::units::{UnitFile, read_units};
 use crate::fs::ext4::Ext4Reader;
 use crate::inspect::accounts::{User, regular_users};
@@ -52,6 +53,8 @@ pub struct Profile {
     /// Which of the programs piimage's first-boot units run exist in the image
     /// ([`super::firstboot::GROW_TOOLS`]).
     pub programs: Vec<String>,
+    /// Time zones, locales and keyboard layouts the image offers.
+    pub catalog: Catalog,
 }
 
 fn ids(table: &str) -> Vec<(String, u32)> {
@@ -169,6 +172,7 @@ impl Profile {
                 .map(|p| reader.exists(p).map(|e| e.then(|| (*p).to_owned())))
                 .filter_map(Result::transpose)
                 .collect::<Result<_, _>>()?,
+            catalog: Catalog::read(reader)?,
         })
     }
 

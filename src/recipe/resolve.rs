@@ -15,7 +15,7 @@ use super::located::{Located, Origin};
 use super::merge::Merge;
 use super::nodes::{self, ExpandedNode};
 use super::raw::{RawRecipe, RawSettings};
-use super::spec::{ClusterSpec, DEFAULT_EPOCH, NodeSpec, ResolvedRecipe};
+use super::spec::{ClusterSpec, DEFAULT_EPOCH, NodeSpec, ResolvedRecipe, SettingOrigins};
 use super::template::RESERVED_VARS;
 use super::{network, overlay, sections, syntax, users};
 
@@ -160,6 +160,22 @@ fn node(
             ctx.check(&r.at, syntax::hostname_label(&r.value));
             r.at.clone()
         });
+    let (boot, config_origins) = sections::boot(ctx, s.boot.as_ref());
+    let keyboard = sections::keyboard(ctx, s.keyboard.as_ref());
+    let timezone = s.timezone.as_ref().and_then(|t| {
+        ctx.check(&t.at, syntax::timezone(&t.value))
+            .map(|()| (t.value.clone(), t.at.clone()))
+    });
+    let locale = s.locale.as_ref().and_then(|l| {
+        ctx.check(&l.at, syntax::locale(&l.value))
+            .map(|()| (l.value.clone(), l.at.clone()))
+    });
+    let origins = SettingOrigins {
+        timezone: timezone.as_ref().map(|t| t.1.clone()),
+        locale: locale.as_ref().map(|l| l.1.clone()),
+        keyboard: keyboard.as_ref().map(|k| k.1.clone()),
+        config_txt: config_origins,
+    };
     let spec = NodeSpec {
         fqdn: cluster.domain.as_ref().map(|d| format!("{hostname}.{d}")),
         name: exp.name.clone(),
@@ -175,19 +191,14 @@ fn node(
         hosts_extra: sections::hosts_extra(ctx, s.hosts.as_ref()),
         network: network::network(ctx, s.network.as_ref(), address),
         cloud_init: sections::cloud_init(ctx, s.cloud_init.as_ref(), &cluster.name, &exp.name),
-        boot: sections::boot(ctx, s.boot.as_ref()),
+        boot,
         mounts: sections::mounts(ctx, s.mounts.as_ref()),
-        timezone: s.timezone.as_ref().and_then(|t| {
-            ctx.check(&t.at, syntax::timezone(&t.value))
-                .map(|()| t.value.clone())
-        }),
-        locale: s.locale.as_ref().and_then(|l| {
-            ctx.check(&l.at, syntax::locale(&l.value))
-                .map(|()| l.value.clone())
-        }),
-        keyboard: sections::keyboard(ctx, s.keyboard.as_ref()),
+        timezone: timezone.map(|t| t.0),
+        locale: locale.map(|l| l.0),
+        keyboard: keyboard.map(|k| k.0),
         services: sections::services(ctx, s.services.as_ref()),
         overlays: overlay::overlays(ctx, s.overlays.as_ref()),
+        origins,
     };
     (spec, route_via_at)
 }

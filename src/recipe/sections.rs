@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::ctx::Ctx;
-use super::located::{Located, StrOr};
+use super::located::{Located, Origin, StrOr};
 use super::net;
 use super::raw::{
     RawBoot, RawCloudInit, RawConfigLine, RawHosts, RawKeyboard, RawMount, RawServices, RawSsh,
@@ -201,10 +201,12 @@ pub(crate) fn cloud_init(
     }
 }
 
-pub(crate) fn boot(ctx: &mut Ctx, raw: Option<&Located<RawBoot>>) -> BootSpec {
+/// The boot settings, and where each kept `config_txt` line was written.
+pub(crate) fn boot(ctx: &mut Ctx, raw: Option<&Located<RawBoot>>) -> (BootSpec, Vec<Origin>) {
     let mut spec = BootSpec::default();
+    let mut origins = Vec::new();
     let Some(r) = raw.map(|r| &r.value) else {
-        return spec;
+        return (spec, origins);
     };
     if let Some(g) = &r.grow_root {
         spec.grow_root = g.value;
@@ -239,6 +241,7 @@ pub(crate) fn boot(ctx: &mut Ctx, raw: Option<&Located<RawBoot>>) -> BootSpec {
                 section: section.map(|s| s.value.clone()),
                 line: line.trim().to_owned(),
             });
+            origins.push(line_at.clone());
         }
     }
     if let Some(cmd) = &r.cmdline {
@@ -264,7 +267,7 @@ pub(crate) fn boot(ctx: &mut Ctx, raw: Option<&Located<RawBoot>>) -> BootSpec {
         spec.cmdline_add = add.into_iter().map(|(t, _)| t).collect();
         spec.cmdline_remove = remove.into_iter().map(|(t, _)| t).collect();
     }
-    spec
+    (spec, origins)
 }
 
 pub(crate) fn mounts(
@@ -338,28 +341,35 @@ pub(crate) fn mounts(
     out
 }
 
+/// The keyboard, and where its layout was written.
 pub(crate) fn keyboard(
     ctx: &mut Ctx,
     raw: Option<&Located<StrOr<RawKeyboard>>>,
-) -> Option<KeyboardSpec> {
+) -> Option<(KeyboardSpec, Origin)> {
     let k = raw?;
     match &k.value {
         StrOr::Str(layout) => {
             ctx.check(&k.at, syntax::xkb_name(layout))?;
-            Some(KeyboardSpec {
-                layout: layout.clone(),
-                model: None,
-            })
+            Some((
+                KeyboardSpec {
+                    layout: layout.clone(),
+                    model: None,
+                },
+                k.at.clone(),
+            ))
         }
         StrOr::Full(RawKeyboard { layout, model }) => {
             ctx.check(&layout.at, syntax::xkb_name(&layout.value))?;
             if let Some(m) = model {
                 ctx.check(&m.at, syntax::xkb_name(&m.value))?;
             }
-            Some(KeyboardSpec {
-                layout: layout.value.clone(),
-                model: model.as_ref().map(|m| m.value.clone()),
-            })
+            Some((
+                KeyboardSpec {
+                    layout: layout.value.clone(),
+                    model: model.as_ref().map(|m| m.value.clone()),
+                },
+                layout.at.clone(),
+            ))
         }
     }
 }

@@ -189,13 +189,15 @@ fn worker_recipe_on_bookworm() {
             .contains("address1=10.42.0.11/24,10.42.0.1\n")
     );
     // Boot settings, k3s overlay rendered, the NFS mount.
+    // issue 9: the k3s line keeps both cgroup_enable= tokens (read back with mtools).
     let cmdline = String::from_utf8(mtype(&img, boot, "/cmdline.txt")).unwrap();
     assert!(
         cmdline
             .trim_end()
-            .ends_with("cgroup_memory=1 cgroup_enable=memory"),
+            .ends_with(" cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory"),
         "{cmdline}"
     );
+    assert_eq!(cmdline.lines().count(), 1, "{cmdline}");
     assert!(cat("/etc/rancher/k3s/config.yaml").contains("node-name: worker-01"));
     assert!(
         cat("/etc/fstab")

@@ -21,5 +21,5 @@ pub mod superblock;
 pub mod write;
 
 pub use features::{FeatureSet, UnknownFeatures};
-pub use read::Ext4Reader;
+pub use read::{Ext4Reader, FileKind};
 pub use superblock::{Ext4Error, Superblock};

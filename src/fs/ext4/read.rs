@@ -7,6 +7,19 @@ use ext4_view::Ext4;
 use super::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
 use crate::disk::{Storage, Window};
 
+/// What a path is, as [`Ext4Reader::kind`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (only when links are not followed).
+    Symlink,
+    /// A device, FIFO or socket.
+    Special,
+}
+
 /// A read-only ext4 filesystem inside a partition window.
 pub struct Ext4Reader {
     sb: Superblock,
@@ -78,6 +91,37 @@ impl Ext4Reader {
         match self.fs.read_link(path) {
             Ok(t) => Ok(Some(t.display().to_string())),
             Err(ext4_view::Ext4Error::NotFound | ext4_view::Ext4Error::NotASymlink) => Ok(None),
+            Err(e) => Err(reader_err(path, e)),
+        }
+    }
+
+    /// What `path` is: with `follow`, after following every symlink inside the filesystem
+    /// (absolute targets from its own root), so a link to a regular file is a
+    /// [`FileKind::File`]. `Ok(None)` when it does not exist, a link dangles or links loop.
+    pub fn kind(&self, path: &str, follow: bool) -> Result<Option<FileKind>, Ext4Error> {
+        let meta = if follow {
+            self.fs.metadata(path)
+        } else {
+            self.fs.symlink_metadata(path)
+        };
+        match meta {
+            Ok(m) => {
+                let t = m.file_type();
+                Ok(Some(if t.is_regular_file() {
+                    FileKind::File
+                } else if t.is_dir() {
+                    FileKind::Dir
+                } else if t.is_symlink() {
+                    FileKind::Symlink
+                } else {
+                    FileKind::Special
+                }))
+            }
+            Err(
+                ext4_view::Ext4Error::NotFound
+                | ext4_view::Ext4Error::TooManySymlinks
+                | ext4_view::Ext4Error::NotADirectory,
+            ) => Ok(None),
             Err(e) => Err(reader_err(path, e)),
         }
     }

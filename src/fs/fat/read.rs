@@ -74,6 +74,31 @@ impl<D: Read + Seek> FatReader<D> {
         Ok(Some(data))
     }
 
+    /// Names of the entries of the directory at `path` (long names where present, without
+    /// `.` and `..`); `Ok(None)` when there is no such directory. Names match
+    /// case-insensitively on the way there.
+    pub fn list(&self, path: &str) -> Result<Option<Vec<String>>, FatError> {
+        let mut dir = self.volume.root_dir();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            match dir.find(part).map_err(|e| lib_err(path, e))? {
+                Some(e) if e.is_directory() => {
+                    dir = dir.open_entry(&e).map_err(|e| lib_err(path, e))?;
+                }
+                _ => return Ok(None),
+            }
+        }
+        let mut it = dir.entries();
+        let mut names = Vec::new();
+        while let Some(entry) = it.next_entry() {
+            let hadris_fat::DirectoryEntry::Entry(e) = entry.map_err(|e| lib_err(path, e))?;
+            let name = e.name().into_owned();
+            if name != "." && name != ".." {
+                names.push(name);
+            }
+        }
+        Ok(Some(names))
+    }
+
     /// Names of the entries of the root directory (long names where present).
     pub fn root_names(&self) -> Result<Vec<String>, FatError> {
         let root = self.volume.root_dir();

@@ -3,6 +3,23 @@
 //! Edits work on tokens and keep every untouched byte: token order, the separators around
 //! untouched tokens, and the presence or absence of a trailing newline. Raspberry Pi OS greps
 //! for `' resize'`, so tokens stay separated by spaces.
+//!
+//! # Parameters that take one value, and the others
+//!
+//! The kernel hands every `key=value` token to whoever registered `key`, in order, and many
+//! keys are meant to be given more than once: `console=` (one per console, the last one is
+//! `/dev/console`), `cgroup_enable=`/`cgroup_disable=` (one controller each), `ip=`,
+//! `hugepagesz=`/`hugepages=` (in pairs), `systemd.wants=`, `systemd.mask=`, `rd.driver.*`.
+//! Replacing those by key loses settings: k3s's `cgroup_enable=cpuset cgroup_memory=1
+//! cgroup_enable=memory` would keep only the last `cgroup_enable`. So [`set`] replaces in
+//! place only for the keys of [`SINGLE_VALUE_KEYS`]: parameters whose documentation (the
+//! kernel's `admin-guide/kernel-parameters.txt`, systemd's `kernel-command-line(7)`, and the
+//! Raspberry Pi kernel's own `cgroup_memory=`) describes one value, where a second token is
+//! either ignored or silently overrides the first. Every other `key=value` token is appended
+//! unless that exact token is already there, as bare tokens (`quiet`, `rootwait`) always are.
+//! The list is deliberately short and conservative: a key missing from it only means an
+//! old value stays next to the new one, which the recipe can remove with `cmdline.remove:
+//! [key=]`; a repeatable key wrongly listed would lose a value.
 
 /// The key of a token: the part before `=`, or the whole token.
 fn key(token: &str) -> &str {
@@ -44,22 +61,74 @@ pub fn tokens(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Sets `token`: a `key=value` token replaces the first token with the same key in place (and
-/// drops later duplicates); a bare token is appended if absent. Returns the new text.
+/// Keys that take one value: a new `key=value` replaces the old one in place (see the module
+/// docs). Compared exactly; the kernel treats `-` and `_` alike only in module parameters,
+/// none of which are listed.
+pub const SINGLE_VALUE_KEYS: &[&str] = &[
+    // Root filesystem and init (kernel-parameters.txt).
+    "root",
+    "rootfstype",
+    "rootflags",
+    "rootdelay",
+    "rootwait",
+    "init",
+    "rdinit",
+    "resume",
+    "nfsroot",
+    // Kernel behaviour with one setting.
+    "loglevel",
+    "panic",
+    "maxcpus",
+    "nr_cpus",
+    "cma",
+    "coherent_pool",
+    "consoleblank",
+    "elevator",
+    "ipv6.disable",
+    "net.ifnames",
+    "biosdevname",
+    "cfg80211.ieee80211_regdom",
+    "vt.global_cursor_default",
+    "8250.nr_uarts",
+    "dwc_otg.lpm_enable",
+    "smsc95xx.macaddr",
+    "apparmor",
+    "selinux",
+    "security",
+    "lsm",
+    "audit",
+    // Raspberry Pi kernels: memory cgroup on or off (one switch).
+    "cgroup_memory",
+    // systemd-fsck and systemd (kernel-command-line(7)).
+    "fsck.mode",
+    "fsck.repair",
+    "systemd.unit",
+    "systemd.log_level",
+    "systemd.log_target",
+    "systemd.show_status",
+    "systemd.firstboot",
+    "systemd.machine_id",
+];
+
+/// True when `key` takes one value (see [`SINGLE_VALUE_KEYS`]).
+pub fn single_value(key: &str) -> bool {
+    SINGLE_VALUE_KEYS.contains(&key)
+}
+
+/// Sets `token`: a `key=value` token whose key takes one value ([`SINGLE_VALUE_KEYS`])
+/// replaces the first token with the same key in place (and drops later duplicates); any other
+/// token is appended unless that exact token is already there. Returns the new text.
 pub fn set(text: &str, token: &str) -> String {
     let (body, eol) = split_eol(text);
     let k = key(token);
+    let by_key = token.contains('=') && single_value(k);
     let spans = token_spans(body);
     let matching: Vec<(usize, usize)> = spans
         .iter()
         .copied()
         .filter(|&(s, e)| {
             let t = &body[s..e];
-            if token.contains('=') {
-                key(t) == k
-            } else {
-                t == token
-            }
+            if by_key { key(t) == k } else { t == token }
         })
         .collect();
     match matching.first() {
@@ -69,7 +138,7 @@ pub fn set(text: &str, token: &str) -> String {
         }
         Some(&(s, e)) => {
             // Work from the end so earlier offsets stay valid: drop later duplicates of the
-            // key, then replace the first occurrence in place.
+            // key (or of the exact token), then replace the first occurrence in place.
             let mut out = body.to_owned();
             for &(ds, de) in matching[1..].iter().rev() {
                 out = remove_span(&out, ds, de);
@@ -140,10 +209,58 @@ mod tests {
             ("empty", "", "quiet", "quiet"),
             ("crlf kept", "a\r\n", "b", "a b\r\n"),
             (
-                "duplicate keys collapse",
-                "console=a x console=b y\n",
-                "console=c",
-                "console=c x y\n",
+                "single-value duplicates collapse",
+                "root=a x root=b y\n",
+                "root=c",
+                "root=c x y\n",
+            ),
+            (
+                "repeatable key appends",
+                TRIXIE,
+                "console=ttyAMA0,115200",
+                "console=serial0,115200 console=tty1 root=PARTUUID=1234abcd-02 rootfstype=ext4 fsck.repair=yes rootwait resize console=ttyAMA0,115200\n",
+            ),
+            (
+                "repeatable exact token kept once",
+                TRIXIE,
+                "console=tty1",
+                TRIXIE,
+            ),
+            (
+                "cgroup_enable appends",
+                "a cgroup_enable=cpuset\n",
+                "cgroup_enable=memory",
+                "a cgroup_enable=cpuset cgroup_enable=memory\n",
+            ),
+            (
+                "cgroup_memory replaces",
+                "a cgroup_memory=0 b\n",
+                "cgroup_memory=1",
+                "a cgroup_memory=1 b\n",
+            ),
+            (
+                "fsck.repair replaces",
+                TRIXIE,
+                "fsck.repair=no",
+                "console=serial0,115200 console=tty1 root=PARTUUID=1234abcd-02 rootfstype=ext4 fsck.repair=no rootwait resize\n",
+            ),
+            (
+                "init replaces",
+                "quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n",
+                "init=/sbin/init",
+                "quiet init=/sbin/init\n",
+            ),
+            (
+                "a key is not a prefix",
+                "rootwait rootfstype=ext4\n",
+                "root=/dev/sda2",
+                "rootwait rootfstype=ext4 root=/dev/sda2\n",
+            ),
+            (
+                "module parameter appends",
+                "a usbcore.quirks=x\n",
+                "usbcore.quirks=y",
+                "a usbcore.quirks=x usbcore.quirks=y\n",
             ),
         ];
         for (name, text, token, want) in cases {
@@ -168,6 +285,40 @@ mod tests {
         ];
         for (name, text, token, want) in removals {
             assert_eq!(remove(text, token), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn issue9_k3s_cgroup_line_keeps_both_controllers() {
+        // The common k3s line, in both orders: every controller survives.
+        let base = "console=serial0,115200 console=tty1 root=PARTUUID=8a4c1f27-02 rootfstype=ext4 fsck.repair=yes rootwait resize\n";
+        for order in [
+            [
+                "cgroup_enable=cpuset",
+                "cgroup_memory=1",
+                "cgroup_enable=memory",
+            ],
+            [
+                "cgroup_enable=memory",
+                "cgroup_memory=1",
+                "cgroup_enable=cpuset",
+            ],
+        ] {
+            let mut text = base.to_owned();
+            for t in order {
+                text = set(&text, t);
+            }
+            let toks = tokens(&text);
+            for t in order {
+                assert_eq!(toks.iter().filter(|x| **x == t).count(), 1, "{t} in {text}");
+            }
+            assert_eq!(toks.len(), 10, "{text}");
+            // Applying the same line again changes nothing.
+            let mut again = text.clone();
+            for t in order {
+                again = set(&again, t);
+            }
+            assert_eq!(again, text);
         }
     }
 

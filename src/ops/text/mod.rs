@@ -2,4 +2,5 @@
 
 pub mod cmdline;
 pub mod config_txt;
+pub mod locale_gen;
 pub mod table;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::disk::source::BaseSpec;
 
-pub use node::{HostEntry, NodeAddress, NodeSpec};
+pub use node::{HostEntry, NodeAddress, NodeSpec, SettingOrigins};
 pub use settings::{
     BootSpec, CloudInitMode, CloudInitSpec, ConfigLine, DefaultUser, EntryKind, HostKeys,
     InterfaceSpec, Ipv4Spec, Ipv6Mode, Ipv6Spec, KeyboardSpec, MountSpec, NetworkSpec,

@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
+use crate::recipe::located::Origin;
+
 use super::settings::{
     BootSpec, CloudInitSpec, DefaultUser, KeyboardSpec, MountSpec, NetworkSpec, OverlaySpec,
     ServicesSpec, SshSpec, UserSpec,
@@ -85,4 +87,22 @@ pub struct NodeSpec {
     pub services: ServicesSpec,
     /// Directory trees copied into the image, in order (later files win).
     pub overlays: Vec<OverlaySpec>,
+    /// Where the settings that only the base image can check were written.
+    pub origins: SettingOrigins,
+}
+
+/// Where a node's settings were written (after merging: the recipe, role or node entry that
+/// won), for the checks that need the base image (`timezone`, `locale`, `keyboard`, the
+/// `dtoverlay=` lines of `boot.config_txt`), so their errors name `file:line:column: field`
+/// like every other recipe problem.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingOrigins {
+    /// `timezone`.
+    pub timezone: Option<Origin>,
+    /// `locale`.
+    pub locale: Option<Origin>,
+    /// `keyboard` (its layout).
+    pub keyboard: Option<Origin>,
+    /// Each line of `boot.config_txt`, in the order of [`BootSpec::config_txt`].
+    pub config_txt: Vec<Origin>,
 }

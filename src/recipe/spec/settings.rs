@@ -289,8 +289,8 @@ pub struct ConfigLine {
 pub struct BootSpec {
     /// Lines `config.txt` must contain.
     pub config_txt: Vec<ConfigLine>,
-    /// `cmdline.txt` tokens to add (a `key=value` token replaces the tokens with that key; a
-    /// bare token is appended if missing).
+    /// `cmdline.txt` tokens to add (a `key=value` token whose key takes one value replaces the
+    /// tokens with that key; any other token is appended if missing).
     pub cmdline_add: Vec<String>,
     /// `cmdline.txt` tokens to remove (`quiet`; `key=` removes every `key=…` token), applied
     /// before `cmdline_add`.
