@@ -2,6 +2,7 @@
 //! crash, a hang or a write on top of damage. One submodule per class of input.
 
 mod limits;
+mod links;
 mod partitions;
 
 use std::path::{Path, PathBuf};
