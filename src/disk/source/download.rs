@@ -133,6 +133,7 @@ pub(crate) fn download(
     progress: &dyn Progress,
 ) -> Result<(PathBuf, Compression), SourceError> {
     let host = check_url(url)?;
+    let _polling = crate::cancel::polling();
     let mut response = agent(is_loopback(host))
         .get(url)
         .call()

@@ -5,6 +5,7 @@ mod damage;
 mod limits;
 mod links;
 mod partitions;
+mod signals;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
