@@ -290,6 +290,10 @@ pub fn build(
         .out_dir
         .clone()
         .unwrap_or_else(|| recipe.output.dir.clone());
+    // From here on a signal stops the build through the checks in the output loops, which
+    // remove what they started.
+    let _polling = crate::cancel::polling();
+    crate::cancel::check()?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Partial files left by an interrupted earlier build (never under a final name).
     crate::output::sweep_partials(&dir)?;

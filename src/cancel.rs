@@ -1,14 +1,74 @@
-//! Cancellation of long work (Ctrl-C).
+//! Cancellation of long work (Ctrl-C, SIGTERM).
 //!
 //! Signals are process-wide, so the request is too: one flag ([`flag`]) that the binary sets
-//! from its SIGINT/SIGTERM handler (`signal_hook::flag::register`) and that long loops poll
-//! through [`check`] (each compressed chunk, each decoded megabyte). An interrupted operation
-//! returns an [`io::ErrorKind::Interrupted`] error like any other failure, so the usual error
-//! paths run: partial outputs are removed when dropped and nothing stands under a final name.
+//! from its SIGINT/SIGTERM handler and that long loops poll through [`check`] (each compressed
+//! chunk, each decoded megabyte). An interrupted operation returns an
+//! [`io::ErrorKind::Interrupted`] error like any other failure, so the usual error paths run:
+//! partial outputs are removed when dropped and nothing stands under a final name.
+//!
+//! Only code that polls can stop this way, so such code marks itself with a [`Polling`] guard
+//! (downloading, decoding, writing outputs). A signal that arrives while no guard is alive
+//! (validating, rendering templates, planning, opening a FIFO given as a secret: nothing to
+//! clean up) ends the process at once: [`on_signal`] says which to do. Either way the exit
+//! status is 128 + the signal number ([`exit_status`]): 130 for SIGINT, 143 for SIGTERM.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
+
+/// The first signal received (0 before any).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// How many [`Polling`] guards are alive.
+static POLLING: AtomicUsize = AtomicUsize::new(0);
+
+/// Alive while the code that holds it polls [`check`] and cleans up when interrupted.
+#[must_use = "the guard marks the section it lives in"]
+#[derive(Debug)]
+pub struct Polling(());
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        POLLING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Marks a polling section until the guard is dropped.
+pub fn polling() -> Polling {
+    POLLING.fetch_add(1, Ordering::SeqCst);
+    Polling(())
+}
+
+/// What the signal handler does with a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSignal {
+    /// Set the flag: a polling section will stop and clean up.
+    Stop,
+    /// End the process now with this status.
+    Exit(i32),
+}
+
+/// Records `signal` and says what to do: stop through the flag when it is the first signal and
+/// a polling section is alive, else exit at once.
+pub fn on_signal(signal: i32) -> OnSignal {
+    let first = SIGNAL
+        .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
+    request();
+    if first && POLLING.load(Ordering::SeqCst) > 0 {
+        OnSignal::Stop
+    } else {
+        OnSignal::Exit(exit_status().unwrap_or(128 + signal))
+    }
+}
+
+/// 128 + the first signal received, as shells report a process a signal ended; `None` before
+/// any signal.
+pub fn exit_status() -> Option<i32> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(128 + s),
+    }
+}
 
 static FLAG: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
@@ -41,5 +101,24 @@ pub fn check() -> io::Result<()> {
         Err(interrupted())
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue15_signals_exit_at_once_unless_a_section_polls() {
+        // One test: the state is process-wide.
+        assert_eq!(exit_status(), None);
+        let guard = polling();
+        assert_eq!(on_signal(15), OnSignal::Stop);
+        assert!(is_requested());
+        assert_eq!(exit_status(), Some(143));
+        // A second signal ends the process, with the first one's status.
+        assert_eq!(on_signal(2), OnSignal::Exit(143));
+        drop(guard);
+        assert_eq!(POLLING.load(Ordering::SeqCst), 0);
     }
 }

@@ -6,7 +6,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, EXIT_FAILURE};
 
-/// Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+/// Exit status after a signal when none was recorded (128 + SIGINT).
 const EXIT_INTERRUPTED: i32 = 130;
 
 fn main() {
@@ -23,29 +23,34 @@ fn main() {
             eprintln!(
                 "interrupted: unfinished outputs were removed; no file was left under its final name"
             );
-            std::process::exit(EXIT_INTERRUPTED);
+            std::process::exit(piimage::cancel::exit_status().unwrap_or(EXIT_INTERRUPTED));
         }
         eprintln!("error: {}", error_chain(&err));
         std::process::exit(EXIT_FAILURE);
     }
 }
 
-/// The first Ctrl-C (or SIGTERM) asks the work to stop: long loops return an "interrupted"
-/// error, partial outputs are removed as the error unwinds, and the process exits with 130.
-/// A second one ends the process at once (hidden partial files are then swept by the next
-/// build).
+/// The first Ctrl-C (or SIGTERM) stops the work: inside a section that polls for it (download,
+/// decoding, writing outputs) long loops return an "interrupted" error and partial outputs are
+/// removed as the error unwinds; anywhere else (validating, rendering, planning, waiting on a
+/// FIFO) the process ends at once, having nothing to clean up. A second signal always ends it
+/// at once (hidden partial files are then swept by the next build). The status is 128 + the
+/// first signal: 130 for SIGINT, 143 for SIGTERM. A thread of its own waits for the signals, so
+/// whatever the main thread is blocked in does not delay them.
 fn install_interrupt_handler() {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let flag = piimage::cancel::flag();
-    for signal in [SIGINT, SIGTERM] {
-        // Registered first, so it sees the flag as the previous signal left it.
-        let _ = signal_hook::flag::register_conditional_shutdown(
-            signal,
-            EXIT_INTERRUPTED,
-            std::sync::Arc::clone(&flag),
-        );
-        let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&flag));
-    }
+    use signal_hook::iterator::Signals;
+    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if let piimage::cancel::OnSignal::Exit(code) = piimage::cancel::on_signal(signal) {
+                eprintln!("interrupted");
+                std::process::exit(code);
+            }
+        }
+    });
 }
 
 /// The error and its causes as one line, `outer: cause: root cause`, skipping causes whose text

@@ -1,6 +1,7 @@
 //! Disk images: where a base image comes from, its partition table, and bounded partition windows.
 
 pub mod cow;
+pub mod gpt;
 pub mod partition;
 pub mod source;
 pub mod storage;

@@ -2,7 +2,10 @@
 //! (behind a protective MBR entry of type 0xEE), read with `mbrman` and `gptman`.
 //!
 //! Only what the filesystems need is exposed: each partition's number, byte range and type. A
-//! partition reaching past the end of the image file is an error, never silently truncated.
+//! partition reaching past the end of the image file, starting on the table's own sectors or
+//! overlapping another partition is an error before anything reads it, never silently truncated:
+//! two filesystems sharing sectors would overwrite each other when one is written. GPT headers
+//! are checked by [`super::gpt`] before `gptman` decodes them.
 
 use std::fmt;
 use std::io::{self, Read, Seek};
@@ -52,6 +55,38 @@ pub enum PartitionError {
         end: u64,
         /// Length of the image.
         disk_len: u64,
+    },
+    /// Two partitions share sectors.
+    #[error(
+        "partitions {a} (sectors {a_start}..{a_end}) and {b} (sectors {b_start}..{b_end}) overlap: writing one would overwrite the other"
+    )]
+    Overlap {
+        /// The partition that starts first.
+        a: u32,
+        /// Its first sector.
+        a_start: u64,
+        /// Its end sector (exclusive).
+        a_end: u64,
+        /// The other partition.
+        b: u32,
+        /// Its first sector.
+        b_start: u64,
+        /// Its end sector (exclusive).
+        b_end: u64,
+    },
+    /// A partition lies on the table's own sectors (the MBR, or outside the GPT's usable range).
+    #[error(
+        "partition {number} (sectors {start}..{end}) lies on the partition table's own sectors ({what})"
+    )]
+    OnTable {
+        /// 1-based partition number.
+        number: u32,
+        /// First sector.
+        start: u64,
+        /// End sector (exclusive).
+        end: u64,
+        /// Which rule.
+        what: String,
     },
     /// I/O error reading the table.
     #[error("reading the partition table: {0}")]
@@ -219,6 +254,87 @@ pub struct PartitionTable {
     pub disk_id: DiskId,
     /// The partitions, in table order.
     pub partitions: Vec<Partition>,
+    /// Damage found but worked around (a bad GPT copy when the other one is valid).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The most logical partitions (EBRs) accepted in an extended partition; Linux numbers at most
+/// 256 partitions per disk.
+pub const MAX_LOGICAL: usize = 256;
+
+/// Checks what `mbrman` would trust: no used primary entry starts at sector 0 (its alignment
+/// search then panics), and the EBR chain of an extended partition is bounded, strictly
+/// forward (as `mbrman` requires) and computes no sector number past 2^32.
+fn precheck_mbr<S: Storage>(disk: &S, sector0: &[u8; 512]) -> Result<(), PartitionError> {
+    let entry = |s: &[u8], i: usize| {
+        let e = &s[446 + 16 * i..462 + 16 * i];
+        let le = |a: usize| u32::from_le_bytes([e[a], e[a + 1], e[a + 2], e[a + 3]]);
+        (e[4], le(8), le(12))
+    };
+    let mut extended = None;
+    for i in 0..4 {
+        let (sys, start, sectors) = entry(sector0, i);
+        if sys == 0 {
+            continue;
+        }
+        if start == 0 && sys != 0xEE {
+            return Err(PartitionError::OnTable {
+                number: u32::try_from(i + 1).unwrap_or(0),
+                start: 0,
+                end: u64::from(sectors),
+                what: "sector 0 is the MBR".to_owned(),
+            });
+        }
+        if matches!(sys, 0x05 | 0x0f | 0x85 | 0xc5 | 0xd5) && extended.is_none() {
+            extended = Some(start);
+        }
+    }
+    let Some(ext_start) = extended else {
+        return Ok(());
+    };
+    let bad = |why: String| PartitionError::Mbr(format!("extended partition: {why}"));
+    let mut rel = 0u32;
+    for n in 0..=MAX_LOGICAL {
+        if n == MAX_LOGICAL {
+            return Err(bad(format!("more than {MAX_LOGICAL} logical partitions")));
+        }
+        let ebr = ext_start
+            .checked_add(rel)
+            .ok_or_else(|| bad(format!("EBR {} lies past sector 2^32", n + 1)))?;
+        let mut s = [0u8; 512];
+        if u64::from(ebr) * SECTOR_SIZE + SECTOR_SIZE > disk.len() {
+            return Err(bad(format!(
+                "EBR {} at sector {ebr} is past the end of the image",
+                n + 1
+            )));
+        }
+        disk.read_at(u64::from(ebr) * SECTOR_SIZE, &mut s)?;
+        if s[510..512] != [0x55, 0xAA] {
+            // An empty extended partition needs no EBR; a broken later one mbrman reports.
+            return Ok(());
+        }
+        let (sys, start, _) = entry(&s, 0);
+        if sys != 0 && ebr.checked_add(start).is_none() {
+            return Err(bad(format!(
+                "logical partition {} starts past sector 2^32",
+                n + 5
+            )));
+        }
+        let (_, next, _) = entry(&s, 1);
+        if next == 0 {
+            return Ok(());
+        }
+        if next <= rel {
+            return Err(bad(format!(
+                "EBR {} links back to sector {} (a loop)",
+                n + 1,
+                u64::from(ext_start) + u64::from(next)
+            )));
+        }
+        rel = next;
+    }
+    Ok(())
 }
 
 /// Offset of the MBR disk signature.
@@ -239,29 +355,74 @@ impl PartitionTable {
                 found2: sector0[511],
             });
         }
+        precheck_mbr(disk, &sector0)?;
         // The partition-table crates read through `Read + Seek`: a window over the whole disk.
         let mut reader = Window::new(disk, 0, len)?;
         let mbr = mbrman::MBR::read_from(&mut reader, 512)
             .map_err(|e| PartitionError::Mbr(e.to_string()))?;
-        let table = if mbr.iter().any(|(_, p)| p.is_used() && p.sys == 0xEE) {
-            Self::read_gpt(&mut reader)?
+        let (table, usable) = if mbr.iter().any(|(_, p)| p.is_used() && p.sys == 0xEE) {
+            Self::read_gpt(disk, &mut reader)?
         } else {
-            Self::from_mbr(&mbr)
+            (Self::from_mbr(&mbr), 1..=u64::MAX)
         };
         if table.partitions.is_empty() {
             return Err(PartitionError::Empty);
         }
-        for p in &table.partitions {
+        table.check_layout(len, &usable)?;
+        Ok(table)
+    }
+
+    /// Every partition inside the file and the table's usable sectors, none sharing a sector.
+    fn check_layout(
+        &self,
+        len: u64,
+        usable: &std::ops::RangeInclusive<u64>,
+    ) -> Result<(), PartitionError> {
+        let end_of = |p: &Partition| p.start_sector.saturating_add(p.sectors);
+        for p in &self.partitions {
             let end = p.offset().saturating_add(p.len());
-            if end > len {
+            if p.start_sector.checked_mul(SECTOR_SIZE).is_none() || end > len {
                 return Err(PartitionError::PastEnd {
                     number: p.number,
                     end,
                     disk_len: len,
                 });
             }
+            if !p.is_empty() && (p.start_sector < *usable.start() || end_of(p) - 1 > *usable.end())
+            {
+                return Err(PartitionError::OnTable {
+                    number: p.number,
+                    start: p.start_sector,
+                    end: end_of(p),
+                    what: if *usable.start() == 1 {
+                        "sector 0 is the MBR".to_owned()
+                    } else {
+                        format!(
+                            "the GPT's usable sectors are {}..={}",
+                            usable.start(),
+                            usable.end()
+                        )
+                    },
+                });
+            }
         }
-        Ok(table)
+        let mut by_start: Vec<&Partition> =
+            self.partitions.iter().filter(|p| !p.is_empty()).collect();
+        by_start.sort_by_key(|p| p.start_sector);
+        for pair in by_start.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if b.start_sector < end_of(a) {
+                return Err(PartitionError::Overlap {
+                    a: a.number,
+                    a_start: a.start_sector,
+                    a_end: end_of(a),
+                    b: b.number,
+                    b_start: b.start_sector,
+                    b_end: end_of(b),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn from_mbr(mbr: &mbrman::MBR) -> Self {
@@ -286,30 +447,54 @@ impl PartitionTable {
             kind: TableKind::Mbr,
             disk_id: DiskId::Mbr(id),
             partitions,
+            warnings: Vec::new(),
         }
     }
 
-    fn read_gpt<R: Read + Seek>(reader: &mut R) -> Result<Self, PartitionError> {
-        let gpt = gptman::GPT::read_from(reader, SECTOR_SIZE)
-            .map_err(|e| PartitionError::Gpt(e.to_string()))?;
-        let partitions = gpt
-            .iter()
-            .filter(|(_, p)| p.is_used())
-            .map(|(i, p)| Partition {
-                number: i,
+    /// Decodes the valid GPT copy [`super::gpt::choose`] picked; returns the usable sectors too.
+    fn read_gpt<S: Storage, R: Read + Seek>(
+        disk: &S,
+        reader: &mut R,
+    ) -> Result<(Self, std::ops::RangeInclusive<u64>), PartitionError> {
+        let choice = super::gpt::choose(disk).map_err(PartitionError::Gpt)?;
+        let gpt_err = |e: gptman::Error| PartitionError::Gpt(e.to_string());
+        reader.seek(io::SeekFrom::Start(choice.header.my_lba * SECTOR_SIZE))?;
+        let header = gptman::GPTHeader::read_from(reader).map_err(gpt_err)?;
+        let entries = header
+            .read_partitions(reader, SECTOR_SIZE)
+            .map_err(gpt_err)?;
+        let mut partitions = Vec::new();
+        for (i, p) in entries.iter().enumerate() {
+            if !p.is_used() {
+                continue;
+            }
+            let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            if p.ending_lba < p.starting_lba {
+                return Err(PartitionError::Gpt(format!(
+                    "partition {number} ends (sector {}) before it starts (sector {})",
+                    p.ending_lba, p.starting_lba
+                )));
+            }
+            partitions.push(Partition {
+                number,
                 start_sector: p.starting_lba,
-                sectors: p.ending_lba.saturating_sub(p.starting_lba) + 1,
+                sectors: (p.ending_lba - p.starting_lba).saturating_add(1),
                 ptype: PartitionType::Gpt(p.partition_type_guid),
                 bootable: false,
                 name: Some(p.partition_name.as_str().to_owned()).filter(|n| !n.is_empty()),
                 partuuid: format_guid(&p.unique_partition_guid).to_lowercase(),
-            })
-            .collect();
-        Ok(Self {
-            kind: TableKind::Gpt,
-            disk_id: DiskId::Gpt(gpt.header.disk_guid),
-            partitions,
-        })
+            });
+        }
+        let usable = choice.header.first_usable..=choice.header.last_usable;
+        Ok((
+            Self {
+                kind: TableKind::Gpt,
+                disk_id: DiskId::Gpt(header.disk_guid),
+                partitions,
+                warnings: choice.warning.into_iter().collect(),
+            },
+            usable,
+        ))
     }
 
     /// The partition numbered `number` (1-based).
@@ -365,11 +550,116 @@ mod tests {
                 mbr_disk(&[(0x83, 2, 100)], 4096),
                 "partition 1 ends at byte 52224 but the image is only 4096 bytes",
             ),
+            (
+                "issue15 root inside the boot partition",
+                mbr_disk(&[(0x0c, 16, 32), (0x83, 24, 16)], 64 * 512),
+                "partitions 1 (sectors 16..48) and 2 (sectors 24..40) overlap",
+            ),
+            (
+                "issue15 overlap in reverse table order",
+                mbr_disk(&[(0x83, 40, 16), (0x0c, 16, 25)], 64 * 512),
+                "partitions 2 (sectors 16..41) and 1 (sectors 40..56) overlap",
+            ),
+            (
+                "issue15 partition over the MBR",
+                mbr_disk(&[(0x0c, 0, 32)], 64 * 512),
+                "partition 1 (sectors 0..32) lies on the partition table's own sectors (sector 0 is the MBR)",
+            ),
+            (
+                "issue15 EBR loop",
+                {
+                    let mut d = mbr_disk(&[(0x0c, 16, 8), (0x05, 32, 32)], 64 * 512);
+                    for (ebr, next) in [(32usize, 4u32), (36, 2)] {
+                        let e = ebr * 512 + 446;
+                        d[e + 4] = 0x83;
+                        d[e + 8..e + 12].copy_from_slice(&1u32.to_le_bytes());
+                        d[e + 12..e + 16].copy_from_slice(&1u32.to_le_bytes());
+                        d[e + 16 + 4] = 0x05;
+                        d[e + 16 + 8..e + 16 + 12].copy_from_slice(&next.to_le_bytes());
+                        d[ebr * 512 + 510] = 0x55;
+                        d[ebr * 512 + 511] = 0xAA;
+                    }
+                    d
+                },
+                "EBR 2 links back to sector 34 (a loop)",
+            ),
         ];
         for (name, bytes, want) in cases {
             let err = PartitionTable::read(&MemStorage::new(bytes)).unwrap_err();
             assert!(err.to_string().contains(want), "{name}: {err}");
         }
+    }
+
+    /// A protective MBR and a GPT whose primary and backup copies are written by
+    /// [`super::super::gpt::tests::put_header`], with the entries given.
+    fn gpt_disk(entries: &[(u64, u64)]) -> Vec<u8> {
+        let mut d = mbr_disk(&[(0xEE, 1, 199)], 200 * 512);
+        for (i, (first, last)) in (1u8..).zip(entries) {
+            for base in [2 * 512, 167 * 512] {
+                let e = base + 128 * usize::from(i - 1);
+                d[e..e + 16].copy_from_slice(&[0xAF; 16]);
+                d[e + 16..e + 32].copy_from_slice(&[i; 16]);
+                d[e + 32..e + 40].copy_from_slice(&first.to_le_bytes());
+                d[e + 40..e + 48].copy_from_slice(&last.to_le_bytes());
+            }
+        }
+        crate::disk::gpt::tests::put_header(&mut d, 1, 199, 2, 128, 128);
+        crate::disk::gpt::tests::put_header(&mut d, 199, 1, 167, 128, 128);
+        d
+    }
+
+    #[test]
+    fn gpt_copies_and_layout_are_checked() {
+        let t = PartitionTable::read(&MemStorage::new(gpt_disk(&[(34, 99), (100, 166)]))).unwrap();
+        assert_eq!(t.kind, TableKind::Gpt);
+        assert_eq!((t.partitions.len(), t.get(2).unwrap().sectors), (2, 67));
+        assert!(t.warnings.is_empty());
+
+        // issue15: a primary claiming 0xFFFFFFFF entries aborted gptman's allocation; the
+        // backup is used and the table says so.
+        let mut d = gpt_disk(&[(34, 99)]);
+        crate::disk::gpt::tests::put_header(&mut d, 1, 199, 2, 0xFFFF_FFFF, 128);
+        let t = PartitionTable::read(&MemStorage::new(d)).unwrap();
+        assert_eq!(t.partitions.len(), 1);
+        assert!(
+            t.warnings[0].contains("primary GPT (sector 1) is damaged"),
+            "{:?}",
+            t.warnings
+        );
+
+        type Entries<'a> = &'a [(u64, u64)];
+        let cases: [(&str, Entries, &str); 3] = [
+            (
+                "overlap",
+                &[(34, 99), (90, 120)],
+                "partitions 1 (sectors 34..100) and 2 (sectors 90..121) overlap",
+            ),
+            (
+                "outside usable",
+                &[(20, 99)],
+                "the GPT's usable sectors are 34..=166",
+            ),
+            (
+                "ends before it starts",
+                &[(99, 34)],
+                "partition 1 ends (sector 34) before it starts (sector 99)",
+            ),
+        ];
+        for (name, entries, want) in cases {
+            let err = PartitionTable::read(&MemStorage::new(gpt_disk(entries))).unwrap_err();
+            assert!(err.to_string().contains(want), "{name}: {err}");
+        }
+        let mut d = gpt_disk(&[(34, 99)]);
+        crate::disk::gpt::tests::put_header(&mut d, 1, 199, 2, 128, 0);
+        crate::disk::gpt::tests::put_header(&mut d, 199, 1, 167, 128, 0);
+        let err = PartitionTable::read(&MemStorage::new(d))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid GPT"), "{err}");
+        assert!(
+            err.contains("primary header: partition entry size 0"),
+            "{err}"
+        );
     }
 
     #[test]

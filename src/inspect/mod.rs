@@ -119,6 +119,9 @@ pub struct TableInfo {
     pub disk_id: DiskId,
     /// Partitions in table order.
     pub partitions: Vec<PartitionInfo>,
+    /// Damage worked around (a bad GPT copy when the other is valid); omitted when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One `[section]` of `config.txt` with its active lines.
@@ -419,6 +422,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
             kind: table.kind,
             disk_id: table.disk_id,
             partitions: parts,
+            warnings: table.warnings.clone(),
         },
         boot,
         root,

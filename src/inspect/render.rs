@@ -113,6 +113,9 @@ fn write(r: &Report, o: &mut String) -> std::fmt::Result {
 
     let t = &r.partition_table;
     writeln!(o, "\nPartition table: {}, disk id {}", t.kind, t.disk_id)?;
+    for w in &t.warnings {
+        writeln!(o, "  warning: {w}")?;
+    }
     writeln!(
         o,
         "  {:>2}  {:>10}  {:>10}  {:>9}  {:<22}  {:<5}  {:<12}  PARTUUID",

@@ -1,8 +1,14 @@
 //! Applying one node's [`FileOp`]s to its root (ext4) and boot (FAT) filesystems.
 //!
-//! Paths are resolved inside the image ([`crate::fs::path`]): intermediate symlinks are always
-//! followed; the final component is followed for content operations (write, append, edit: like
-//! a shell redirection) and not for operations on the entry itself (symlink, remove, chown).
+//! Paths are resolved inside the image ([`crate::fs::path`]): intermediate symlinks are followed
+//! (merged `/usr`: `/lib/systemd/...` lands in `/usr/lib/systemd/...`), the final component
+//! never is. A write replaces a symlink at its path with the new file, as `install` does; an
+//! edit or append of a symlink, and a directory created where a symlink is, are refused with the
+//! link's path and target: a link planted in the image (`/etc/hosts -> /etc/shadow`) must not
+//! redirect what piimage writes. A root-owned directory that is a link to a directory is left as
+//! it is (as `mkdir -p` does; its target is not chmod-ed or chown-ed). An operation that gives a user (not root) ownership (a home,
+//! `.ssh`, `authorized_keys`, an overlay rule) is refused when any directory on its way is a
+//! symlink (`/home/alice -> /root`), so a user is never given a directory the link points at.
 //! Consecutive edits are applied in memory and each edited file is written once (see
 //! `Edits`). Applying stops at the first failing operation; the caller discards the node's
 //! overlay, so a node's operations take effect all together or not at all.
@@ -43,6 +49,18 @@ pub enum ApplyErrorKind {
     /// A text edit could not be applied.
     #[error("cannot edit: {0}")]
     Edit(String),
+    /// A symlink in the image where the operation must not go through one.
+    #[error(
+        "{link} is a symbolic link in the image (to {target}); piimage {what} (replace or remove the link first)"
+    )]
+    Link {
+        /// The link.
+        link: String,
+        /// Its target.
+        target: String,
+        /// What is refused.
+        what: &'static str,
+    },
     /// The operation makes no sense on this partition or entry.
     #[error("{0}")]
     Invalid(String),
@@ -58,6 +76,56 @@ impl SymlinkLookup for Links<'_> {
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// The target of the symlink at `p` (not following it), `None` for anything else or nothing.
+fn link_at(fs: &dyn RootFs, p: &str) -> Result<Option<String>, ApplyErrorKind> {
+    Ok(match fs.lookup(p)? {
+        Some(m) if m.kind == FileKind::Symlink => Some(m.symlink_target.unwrap_or_default()),
+        _ => None,
+    })
+}
+
+/// Refuses `p` when it is a symlink (`what` says what is refused).
+fn not_a_link(fs: &dyn RootFs, p: &str, what: &'static str) -> Result<(), ApplyErrorKind> {
+    match link_at(fs, p)? {
+        Some(target) => Err(ApplyErrorKind::Link {
+            link: p.to_owned(),
+            target,
+            what,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// For an operation giving `owner` (not root) ownership of `path` (as given): refuses when
+/// `path` or any directory on its way is a symlink.
+fn no_links_for_user(
+    fs: &dyn RootFs,
+    path: &str,
+    uid: u32,
+    gid: u32,
+) -> Result<(), ApplyErrorKind> {
+    if uid == 0 && gid == 0 {
+        return Ok(());
+    }
+    let mut prefix = String::new();
+    for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        prefix.push('/');
+        prefix.push_str(c);
+        match fs.lookup(&prefix)? {
+            None => break,
+            Some(m) if m.kind == FileKind::Symlink => {
+                return Err(ApplyErrorKind::Link {
+                    link: prefix,
+                    target: m.symlink_target.unwrap_or_default(),
+                    what: "gives a user's files and directories only to real directories, never through a link",
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn parent(path: &str) -> &str {
@@ -208,7 +276,8 @@ fn edit_root(
     path: &str,
     edit: &crate::ops::TextEdit,
 ) -> Result<(), ApplyErrorKind> {
-    let p = path::resolve(&Links(fs), path, true)?;
+    let p = path::resolve(&Links(fs), path, false)?;
+    not_a_link(fs, &p, "does not edit a file through a link")?;
     edits.edit(index, p.clone(), edit, || match fs.lookup(&p)? {
         Some(meta) => Ok((utf8(&p, fs.read(&p)?)?, (meta.mode, meta.owner), false)),
         None if edit.creates_missing() => {
@@ -233,14 +302,20 @@ fn apply_root_op(fs: &mut dyn RootFs, op: &FileOp, epoch: i64) -> Result<(), App
         FileOp::Write {
             path, data, owner, ..
         } => {
-            let p = resolve(fs, path, true)?;
+            no_links_for_user(fs, path, owner.uid, owner.gid)?;
+            let p = resolve(fs, path, false)?;
+            if link_at(fs, &p)?.is_some() {
+                fs.unlink(&p)?; // replaced by the new file, as `install` does
+            }
             ensure_parent(fs, &p)?;
             fs.write_file(&p, data, mode16(owner.mode), fs_owner(owner), epoch)?;
         }
         FileOp::Append {
             path, data, owner, ..
         } => {
-            let p = resolve(fs, path, true)?;
+            no_links_for_user(fs, path, owner.uid, owner.gid)?;
+            let p = resolve(fs, path, false)?;
+            not_a_link(fs, &p, "does not append to a file through a link")?;
             match fs.lookup(&p)? {
                 Some(meta) => {
                     let mut content = fs.read(&p)?;
@@ -254,7 +329,18 @@ fn apply_root_op(fs: &mut dyn RootFs, op: &FileOp, epoch: i64) -> Result<(), App
             }
         }
         FileOp::Mkdir { path, owner, .. } => {
-            let p = resolve(fs, path, true)?;
+            no_links_for_user(fs, path, owner.uid, owner.gid)?;
+            let p = resolve(fs, path, false)?;
+            if link_at(fs, &p)?.is_some() {
+                // A root-owned directory that is a link to a directory (merged `/usr`'s `/lib`
+                // in an overlay tree) exists, as for `mkdir -p`; its target keeps its mode and
+                // owner. A link to anything else is refused.
+                let target = resolve(fs, path, true)?;
+                if fs.lookup(&target)?.is_some_and(|m| m.kind == FileKind::Dir) {
+                    return Ok(());
+                }
+                not_a_link(fs, &p, "does not create a directory where a link is")?;
+            }
             ensure_parent(fs, &p)?;
             fs.mkdir_p(&p, mode16(owner.mode), fs_owner(owner))?;
             fs.set_meta(&p, full_change(owner))?;
@@ -284,6 +370,7 @@ fn apply_root_op(fs: &mut dyn RootFs, op: &FileOp, epoch: i64) -> Result<(), App
             }
         }
         FileOp::SetOwner { path, owner } => {
+            no_links_for_user(fs, path, owner.uid, owner.gid)?;
             let p = resolve(fs, path, false)?;
             fs.set_meta(&p, full_change(owner))?;
         }

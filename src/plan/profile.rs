@@ -88,18 +88,17 @@ fn skel(
         if reader.read_link(&path)?.is_some() {
             continue; // symlinks in skel are rare; skip rather than guess
         }
-        match reader.read(&path) {
-            Ok(Some(data)) => out.push(SkelEntry {
+        if reader.is_dir(&path)? {
+            out.push(SkelEntry {
+                rel: rel.clone(),
+                data: None,
+            });
+            skel(reader, &path, &rel, out)?;
+        } else if let Some(data) = reader.read(&path)? {
+            out.push(SkelEntry {
                 rel,
                 data: Some(data),
-            }),
-            _ => {
-                out.push(SkelEntry {
-                    rel: rel.clone(),
-                    data: None,
-                });
-                skel(reader, &path, &rel, out)?;
-            }
+            });
         }
     }
     Ok(())
@@ -109,7 +108,7 @@ fn skel(
 fn tree(reader: &Ext4Reader, dir: &str, out: &mut Vec<String>) -> Result<(), ProfileError> {
     for name in reader.list(dir)? {
         let path = format!("{dir}/{name}");
-        if reader.read_link(&path)?.is_none() && reader.read(&path).is_err() {
+        if reader.is_dir(&path)? {
             tree(reader, &path, out)?;
         }
         out.push(path);

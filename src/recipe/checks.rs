@@ -190,9 +190,13 @@ pub(crate) fn check_templates(ctx: &mut Ctx, recipe: &ResolvedRecipe) {
                 if failed.contains(&e.source) {
                     continue;
                 }
-                let source = sources
-                    .entry(e.source.clone())
-                    .or_insert_with(|| std::fs::read_to_string(&e.source).unwrap_or_default());
+                let source = sources.entry(e.source.clone()).or_insert_with(|| {
+                    crate::io::bounded::read_to_string(
+                        &e.source,
+                        crate::io::bounded::TEMPLATE_LIMIT,
+                    )
+                    .unwrap_or_default()
+                });
                 let shown = e.source.display().to_string();
                 if let Err(err) = template::render(&shown, source, &context) {
                     failed.insert(e.source.clone());

@@ -61,17 +61,19 @@ impl Ctx {
     pub fn key_file(&mut self, path: &Path) -> Result<Vec<String>, String> {
         self.key_files
             .entry(path.to_owned())
-            .or_insert_with(|| match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    let keys = keys::authorized_keys_text(&text)
-                        .map_err(|(line, e)| format!("{} line {line}: {e}", path.display()))?;
-                    if keys.is_empty() {
-                        Err(format!("{} holds no key", path.display()))
-                    } else {
-                        Ok(keys)
+            .or_insert_with(|| {
+                match crate::io::bounded::read_to_string(path, crate::io::bounded::KEY_FILE_LIMIT) {
+                    Ok(text) => {
+                        let keys = keys::authorized_keys_text(&text)
+                            .map_err(|(line, e)| format!("{} line {line}: {e}", path.display()))?;
+                        if keys.is_empty() {
+                            Err(format!("{} holds no key", path.display()))
+                        } else {
+                            Ok(keys)
+                        }
                     }
+                    Err(e) => Err(format!("cannot read {}: {}", path.display(), io_reason(&e))),
                 }
-                Err(e) => Err(format!("cannot read {}: {}", path.display(), io_reason(&e))),
             })
             .clone()
     }

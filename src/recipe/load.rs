@@ -60,12 +60,13 @@ pub(crate) fn load_chain(path: &Path) -> Result<Loaded, RecipeError> {
                 )));
             }
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            RecipeError::one(Problem::file(
-                &file,
-                format!("cannot read: {}", io_reason(&e)),
-            ))
-        })?;
+        let text = crate::io::bounded::read_to_string(&file, crate::io::bounded::RECIPE_LIMIT)
+            .map_err(|e| {
+                RecipeError::one(Problem::file(
+                    &file,
+                    format!("cannot read: {}", io_reason(&e)),
+                ))
+            })?;
         let recipe = parse(&text, &file)?;
         if let Some(ext) = &recipe.extends {
             let parent_dir = file.parent().unwrap_or(Path::new(""));

@@ -410,7 +410,9 @@ impl Walk<'_> {
 
     fn template(&mut self, path: &Path) {
         let shown = path.display().to_string();
-        match fs::read(path).map(String::from_utf8) {
+        match crate::io::bounded::read(path, crate::io::bounded::TEMPLATE_LIMIT)
+            .map(String::from_utf8)
+        {
             Ok(Ok(source)) => {
                 if let Err(e) = template::check_syntax(&shown, &source) {
                     self.fail(format!("template {e}"));

@@ -43,6 +43,7 @@ pub(crate) fn decode_into(
     what: &str,
     progress: &dyn Progress,
 ) -> Result<u64, SourceError> {
+    let _polling = crate::cancel::polling();
     let dir = dst.parent().unwrap_or(Path::new("."));
     let input = File::open(src).map_err(|e| SourceError::io("opening", src, e))?;
     let total = input

@@ -5,6 +5,12 @@
 //! no `Accept-Encoding` (the bytes on disk must be the bytes that were hashed). Proxies come from
 //! the usual `HTTPS_PROXY`/`NO_PROXY` variables, except for loopback hosts, which are always
 //! reached directly.
+//!
+//! A download is bounded: by the `Content-Length` the server announced (ureq stops there), by
+//! [`MAX_DOWNLOAD`] and by the free space of the cache's filesystem less [`KEEP_FREE`], checked
+//! before the body is read (an announced 10^15 bytes is refused at once) and again every
+//! [`SPACE_CHECK_EVERY`] bytes while it streams (a body without a length, or a disk that other
+//! programs fill meanwhile).
 
 use std::io::{self, Read};
 use std::net::IpAddr;
@@ -24,6 +30,50 @@ use crate::progress::Progress;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a single read (response headers or a piece of the body) may stall.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest image piimage downloads (64 GiB; official compressed images are under 3 GiB).
+pub const MAX_DOWNLOAD: u64 = 64 << 30;
+/// Space left free on the cache's filesystem (1 GiB): a download never fills the disk.
+pub const KEEP_FREE: u64 = 1 << 30;
+/// How often (in bytes received) the free space is checked again while a body streams.
+pub const SPACE_CHECK_EVERY: u64 = 256 << 20;
+
+/// Bytes available to an unprivileged writer in `dir`'s filesystem; `None` if unknown.
+fn free_space(dir: &std::path::Path) -> Option<u64> {
+    let s = rustix::fs::statvfs(dir).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Refuses `size` more bytes in `dir` when they exceed [`MAX_DOWNLOAD`] (counting `size`
+/// whole) or the free space less [`KEEP_FREE`] (counting only `more`, the bytes still to come).
+pub(crate) fn check_room(
+    url: &str,
+    what: &'static str,
+    size: u64,
+    more: u64,
+    free: Option<u64>,
+) -> Result<(), SourceError> {
+    let err = |limit_what: String, limit| SourceError::TooLarge {
+        url: url.to_owned(),
+        what,
+        size,
+        limit_what,
+        limit,
+    };
+    if size > MAX_DOWNLOAD {
+        return Err(err("piimage downloads".to_owned(), MAX_DOWNLOAD));
+    }
+    if let Some(free) = free {
+        let room = free.saturating_sub(KEEP_FREE);
+        if more > room {
+            return Err(err(
+                format!("the cache's free space less {} GiB", KEEP_FREE >> 30),
+                room,
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Checks that `url` is an `http://` or `https://` URL with a host, and returns the host.
 pub(crate) fn check_url(url: &str) -> Result<&str, SourceError> {
@@ -83,6 +133,7 @@ pub(crate) fn download(
     progress: &dyn Progress,
 ) -> Result<(PathBuf, Compression), SourceError> {
     let host = check_url(url)?;
+    let _polling = crate::cancel::polling();
     let mut response = agent(is_loopback(host))
         .get(url)
         .call()
@@ -96,6 +147,15 @@ pub(crate) fn download(
     }
     let total = response.body().content_length();
     let tmp = new_partial(&cache.downloads_dir())?;
+    if let Some(total) = total {
+        check_room(
+            url,
+            "the server announces",
+            total,
+            total,
+            free_space(&cache.downloads_dir()),
+        )?;
+    }
     progress.start(&format!("downloading {url}"), total);
     let result = receive(
         url,
@@ -141,8 +201,15 @@ fn receive(
     let mut buf = vec![0u8; BUF_SIZE];
     let mut head = Vec::with_capacity(SNIFF_LEN);
     let mut compression = None;
+    let mut next_space_check = SPACE_CHECK_EVERY;
     loop {
         crate::cancel::check().map_err(write_error)?;
+        let received = out.byte_count();
+        if received >= next_space_check || received > MAX_DOWNLOAD {
+            next_space_check = received.saturating_add(SPACE_CHECK_EVERY);
+            let more = total.map_or(SPACE_CHECK_EVERY, |t| t.saturating_sub(received));
+            check_room(url, "received", received, more, free_space(&dst_dir))?;
+        }
         let n = match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -229,6 +296,42 @@ fn call_error(url: &str, e: ureq::Error) -> SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue15_room_is_checked_against_the_limit_and_the_free_space() {
+        let gib = 1u64 << 30;
+        // (name, size, more, free, error wanted)
+        type Case<'a> = (&'a str, u64, u64, Option<u64>, Option<&'a str>);
+        let cases: [Case; 5] = [
+            ("fits", gib, gib, Some(10 * gib), None),
+            ("free space unknown", gib, gib, None, None),
+            (
+                "announces 10^15 bytes",
+                1_000_000_000_000_000,
+                1_000_000_000_000_000,
+                Some(10 * gib),
+                Some(
+                    "u: the server announces 1000000000000000 bytes, more than piimage downloads (68719476736 bytes)",
+                ),
+            ),
+            (
+                "disk nearly full",
+                2 * gib,
+                2 * gib,
+                Some(2 * gib),
+                Some("more than the cache's free space less 1 GiB (1073741824 bytes)"),
+            ),
+            ("the rest fits", 9 * gib, gib / 2, Some(2 * gib), None),
+        ];
+        for (name, size, more, free, want) in cases {
+            let got = check_room("u", "the server announces", size, more, free);
+            match (want, got) {
+                (None, Ok(())) => {}
+                (Some(w), Err(e)) => assert!(e.to_string().contains(w), "{name}: {e}"),
+                (w, g) => panic!("{name}: wanted {w:?}, got {g:?}"),
+            }
+        }
+    }
 
     #[test]
     fn check_url_table() {

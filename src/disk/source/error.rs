@@ -130,6 +130,21 @@ pub enum SourceError {
         /// Why.
         detail: String,
     },
+    /// The download would not fit: larger than [`super::download::MAX_DOWNLOAD`] or than the
+    /// free space of the cache.
+    #[error("{url}: {what} {size} bytes, more than {limit_what} ({limit} bytes); nothing was kept")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// "the server announces" or "received".
+        what: &'static str,
+        /// The size announced or received so far.
+        size: u64,
+        /// What the limit is.
+        limit_what: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The connection broke while the body was being received.
     #[error(
         "{url}: download interrupted after {received}{} bytes: {detail}",

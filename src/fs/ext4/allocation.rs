@@ -124,7 +124,7 @@ pub fn read_block_usage<S: Storage>(window: &Window<S>) -> Result<BlockUsage, Ex
 
 /// The descriptors of every group, each with whether its checksum matched (always true
 /// without `metadata_csum`).
-fn read_descriptors<S: Storage>(
+pub(super) fn read_descriptors<S: Storage>(
     window: &Window<S>,
     layout: &GroupLayout,
     seed: u32,

@@ -13,7 +13,10 @@
 //!   does not maintain (quota, project, verity, mmp, ...) stale, or does not understand them
 //!   (inline_data, encrypt, casefold, meta_bg, bigalloc, large_dir, unknown bits);
 //! - block sizes other than 1, 2 and 4 KiB (what the writer implements);
-//! - journal features the writer cannot produce (async commit, fast commit, unknown bits).
+//! - journal features the writer cannot produce (async commit, fast commit, unknown bits);
+//! - a superblock field out of the range e2fsck accepts ([`super::sanity`]), and block or inode
+//!   bitmaps and group descriptors whose checksums do not match (the writer allocates from
+//!   them: a stale bitmap would make it hand out blocks that files still use).
 
 use super::features::FeatureSet;
 use super::journal::{JournalReadError, JournalSuperblock, read_journal_superblock};
@@ -59,6 +62,24 @@ const ALLOWED_JOURNAL_INCOMPAT: &[&str] = &[
 /// Why piimage refuses to write into an ext4 filesystem.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
+    /// A superblock field is out of range.
+    #[error(
+        "the ext4 superblock is damaged: {} is {} (must be {}); run `e2fsck -f` on the image first",
+        .0.field, .0.value, .0.rule
+    )]
+    Field(super::sanity::BadField),
+    /// A group's metadata does not check out.
+    #[error(
+        "the ext4 filesystem is damaged: {what} of block group {group} {why}; run `e2fsck -f` on the image first"
+    )]
+    Group {
+        /// Which structure (`the block bitmap`, `the descriptor`).
+        what: &'static str,
+        /// The group.
+        group: u32,
+        /// What is wrong.
+        why: String,
+    },
     /// The superblock could not be read or decoded.
     #[error(transparent)]
     Superblock(#[from] Ext4Error),
@@ -216,11 +237,22 @@ pub fn check_clean<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<()
     }
 }
 
+/// The superblock's field ranges ([`super::sanity`]).
+pub fn check_fields<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(), GateError> {
+    let mut raw = [0u8; super::superblock::SUPERBLOCK_SIZE];
+    window
+        .read_at(super::superblock::SUPERBLOCK_OFFSET, &mut raw)
+        .map_err(Ext4Error::from)?;
+    super::sanity::check_fields(&raw, sb).map_err(GateError::Field)
+}
+
 /// Runs the whole gate on the filesystem in `window`; returns its superblock when writing is
 /// safe.
 pub fn check_writable<S: Storage>(window: &Window<S>) -> Result<Superblock, GateError> {
     let sb = read_superblock(window)?;
     check_superblock(&sb)?;
+    check_fields(window, &sb)?;
+    super::verify::check_groups(window, &sb)?;
     match read_journal_superblock(window, &sb)? {
         Some(jsb) => check_journal(&jsb)?,
         None if sb.features.has("has_journal") => return Err(GateError::MissingJournal),

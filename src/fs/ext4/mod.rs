@@ -17,7 +17,9 @@ pub mod inode;
 pub mod journal;
 pub mod read;
 pub mod rootfs;
+pub mod sanity;
 pub mod superblock;
+pub mod verify;
 pub mod write;
 
 pub use features::{FeatureSet, UnknownFeatures};

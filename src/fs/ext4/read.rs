@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use ext4_view::Ext4;
 
+use super::rootfs::MAX_WHOLE_READ;
 use super::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
 use crate::disk::{Storage, Window};
 
@@ -65,8 +66,20 @@ impl Ext4Reader {
     }
 
     /// Reads a whole file; `Ok(None)` when it does not exist. Symlinks are followed inside the
-    /// filesystem (absolute targets from its own root, never the host's).
+    /// filesystem (absolute targets from its own root, never the host's). A file larger than
+    /// [`MAX_WHOLE_READ`] is refused by its inode's size before `ext4-view` allocates it.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, Ext4Error> {
+        match self.fs.metadata(path) {
+            Ok(m) if m.len() > MAX_WHOLE_READ => {
+                return Err(Ext4Error::TooLarge {
+                    path: path.to_owned(),
+                    size: m.len(),
+                });
+            }
+            Ok(_) => {}
+            Err(ext4_view::Ext4Error::NotFound) => return Ok(None),
+            Err(e) => return Err(reader_err(path, e)),
+        }
         match self.fs.read(path) {
             Ok(d) => Ok(Some(d)),
             Err(ext4_view::Ext4Error::NotFound) => Ok(None),
@@ -79,6 +92,15 @@ impl Ext4Reader {
         Ok(self
             .read(path)?
             .map(|d| String::from_utf8_lossy(&d).into_owned()))
+    }
+
+    /// True when `path` is a directory (a final symlink is not followed).
+    pub fn is_dir(&self, path: &str) -> Result<bool, Ext4Error> {
+        match self.fs.symlink_metadata(path) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(ext4_view::Ext4Error::NotFound) => Ok(false),
+            Err(e) => Err(reader_err(path, e)),
+        }
     }
 
     /// True when `path` exists (after following symlinks).

@@ -20,6 +20,13 @@
 
 use std::fmt;
 
+/// The largest file piimage reads whole from an image (16 MiB). Only configuration files are
+/// read whole (`/etc/passwd`, `group`, `shadow`, `os-release`, unit files, `sshd_config`, files
+/// a recipe edits or appends to): on a real system they are some KiB, a big `/etc/group` some
+/// hundred KiB. The size comes from the inode and is checked before anything is allocated, so a
+/// sparse 1 TiB `/etc/passwd` is refused with its path instead of exhausting memory.
+pub const MAX_WHOLE_READ: u64 = 16 << 20;
+
 /// The type of an inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
@@ -108,7 +115,8 @@ pub trait RootFs {
     /// exist.
     fn lookup(&self, path: &str) -> Result<Option<Meta>, RootFsError>;
 
-    /// The whole content of the regular file at `path`.
+    /// The whole content of the regular file at `path`; a file larger than [`MAX_WHOLE_READ`]
+    /// is refused ([`RootFsError::TooLarge`]) before anything is allocated.
     fn read(&self, path: &str) -> Result<Vec<u8>, RootFsError>;
 
     /// Creates the regular file `path`, or replaces the content of the existing one, and sets
@@ -203,6 +211,19 @@ pub enum RootFsError {
         path: String,
         /// What is there.
         found: FileKind,
+    },
+    /// A file to read whole is larger than [`MAX_WHOLE_READ`].
+    #[error(
+        "{op} {path}: the file is {size} bytes, more than the {} MiB piimage reads of a configuration file (damaged or hostile image?)",
+        MAX_WHOLE_READ >> 20
+    )]
+    TooLarge {
+        /// The operation.
+        op: &'static str,
+        /// The path.
+        path: String,
+        /// The size its inode records.
+        size: u64,
     },
     /// A directory to remove is not empty.
     #[error("{op} {path}: directory not empty")]

@@ -56,6 +56,17 @@ pub enum Ext4Error {
     #[error("cannot grow the ext4 filesystem: {0}")]
     CannotGrow(String),
     /// The ext4 reader library refused or failed.
+    #[error(
+        "ext4: {path}: the file is {size} bytes, more than the {} MiB piimage reads of a configuration file (damaged or hostile image?)",
+        super::rootfs::MAX_WHOLE_READ >> 20
+    )]
+    TooLarge {
+        /// The path read.
+        path: String,
+        /// The size its inode records.
+        size: u64,
+    },
+    /// ext4-view could not read a path.
     #[error("ext4: {path}: {detail}")]
     Reader {
         /// Path inside the filesystem.

@@ -31,8 +31,9 @@ impl SecretSource {
         let value = match self {
             Self::Inline(s) => s.clone(),
             Self::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("reading {}: {}", path.display(), io_reason(&e)))?;
+                let text =
+                    crate::io::bounded::read_to_string(path, crate::io::bounded::SECRET_LIMIT)
+                        .map_err(|e| format!("reading {}: {}", path.display(), io_reason(&e)))?;
                 text.lines().next().unwrap_or_default().to_owned()
             }
             Self::Env(var) => std::env::var(var).map_err(|e| format!("${var}: {e}"))?,

@@ -152,6 +152,17 @@ fn download_failures_table() {
             }),
         ),
         (
+            "issue15 the server announces 10^15 bytes",
+            Some(Reply::Announce(xz.clone(), 1_000_000_000_000_000)),
+            sha,
+            Box::new(|e, url| {
+                e.to_string()
+                    == format!(
+                        "{url}: the server announces 1000000000000000 bytes, more than piimage downloads (68719476736 bytes); nothing was kept"
+                    )
+            }),
+        ),
+        (
             "raw body too small",
             Some(Reply::Ok(vec![1; 100])),
             Sha256Digest::of(&[1; 100]),

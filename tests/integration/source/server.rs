@@ -13,6 +13,8 @@ pub enum Reply {
     Ok(Vec<u8>),
     /// 200 with the full Content-Length, but the connection closes after `cut` bytes.
     CloseAfter(Vec<u8>, usize),
+    /// 200 announcing `Content-Length: .1`, then `.0` and the connection closes.
+    Announce(Vec<u8>, u64),
     /// 302 to another path.
     Redirect(&'static str),
 }
@@ -85,6 +87,12 @@ fn serve(stream: TcpStream, routes: &HashMap<&str, Reply>) -> std::io::Result<()
         Some(Reply::CloseAfter(body, cut)) => {
             out.write_all(head("200 OK", body.len(), "").as_bytes())?;
             out.write_all(&body[..*cut])?;
+        }
+        Some(Reply::Announce(body, len)) => {
+            let h =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+            out.write_all(h.as_bytes())?;
+            out.write_all(body)?;
         }
         Some(Reply::Redirect(to)) => {
             let location = format!("Location: {to}\r\n");

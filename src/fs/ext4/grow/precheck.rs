@@ -62,6 +62,9 @@ impl Loaded {
             return Err(super::geometry::shrinking(win.len() / bs, sb.blocks_count));
         }
         check_state(win, &sb)?;
+        crate::fs::ext4::sanity::check_fields(&raw, &sb).map_err(|f| Ext4Error::NotClean {
+            reason: GateError::Field(f).to_string(),
+        })?;
         let layout = GroupLayout::new(&sb, &raw)?;
         check_layout(&sb, &layout)?;
         let resize_inode = sb.features.has("resize_inode");

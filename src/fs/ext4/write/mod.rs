@@ -298,11 +298,14 @@ impl<S: Storage + 'static> RootFs for Ext4Writer<S> {
             path: path.to_owned(),
         })?;
         Self::expect_kind(op, path, &inode, FileKind::File)?;
-        let size = usize::try_from(inode.size).map_err(|_| RootFsError::Unsupported {
-            op,
-            path: path.to_owned(),
-            why: "file larger than memory".into(),
-        })?;
+        let size = usize::try_from(inode.size)
+            .ok()
+            .filter(|_| inode.size <= super::rootfs::MAX_WHOLE_READ)
+            .ok_or_else(|| RootFsError::TooLarge {
+                op,
+                path: path.to_owned(),
+                size: inode.size,
+            })?;
         let fs = self.fs(op, path)?;
         let mut out = vec![0u8; size];
         let mut done = 0;

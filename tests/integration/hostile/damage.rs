@@ -1,0 +1,119 @@
+//! A damaged base (case 1): refused before anything is written, naming the structure, when
+//! `e2fsck -fn` already rejects it.
+
+use std::path::Path;
+
+use xtask::fixtures::{self, Fixture, Format};
+
+use super::{fails_with, files, piimage, recipe, sha256};
+use crate::support::{run, run_ok, sh};
+
+/// Copies the Bookworm fixture to `dir/base.img`, runs `debugfs -w` `commands` on its root and
+/// then `script` in `dir` (`$OFF` is the root's byte offset); asserts that `e2fsck -fn` now
+/// rejects it and returns the offset.
+fn damaged_base(dir: &Path, commands: &[&str], script: &str) -> u64 {
+    let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
+    let off = fixtures::info(Fixture::RaspiosBookworm).root.offset();
+    sh(
+        dir,
+        &format!("cp --sparse=always {} base.img", raw.display()),
+    );
+    let spec = format!("{}?offset={off}", dir.join("base.img").display());
+    for c in commands {
+        run_ok("debugfs", &["-w", "-R", c, &spec]);
+    }
+    sh(dir, &format!("OFF={off}\n{script}"));
+    let fsck = run("e2fsck", &["-fn", &spec]);
+    assert_ne!(fsck.status.code(), Some(0), "e2fsck -fn accepts the damage");
+    off
+}
+
+/// A build on `dir/base.img` fails with `want`, writes nothing and leaves the base as it was.
+fn refused(dir: &Path, want: &[&str]) {
+    let before = sha256(&dir.join("base.img"));
+    let r = recipe(dir, "users: [{ name: alice, password: \"!\" }]\n");
+    let mut all = vec!["run `e2fsck -f` on the image first"];
+    all.extend_from_slice(want);
+    fails_with(&piimage(dir, &["build", r.to_str().unwrap()]), &all);
+    assert_eq!(files(&dir.join("out")), Vec::<String>::new());
+    assert_eq!(sha256(&dir.join("base.img")), before, "the base changed");
+}
+
+#[test]
+fn issue15_superblock_fields_e2fsck_rejects_are_refused() {
+    for (field, value) in [
+        ("desc_size", "3"),
+        ("desc_size", "0x1000"),
+        ("desc_size", "0xffff"),
+        ("log_cluster_size", "5"),
+        ("clusters_per_group", "1000"),
+        ("first_ino", "3"),
+        ("log_groups_per_flex", "0xff"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        damaged_base(dir.path(), &[&format!("ssv {field} {value}")], "");
+        refused(dir.path(), &[&format!("s_{field} is ")]);
+    }
+}
+
+#[test]
+fn issue15_a_block_bitmap_with_a_stale_checksum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Group 0's block bitmap (block 14 of the Bookworm fixture, 4 KiB blocks): clear the bits of
+    // blocks 8192..8447, which hold files, without updating its checksum.
+    let info = sh(
+        dir.path(),
+        &format!(
+            "dumpe2fs '{}?offset={}' 2>/dev/null | grep -m1 'Block bitmap at'",
+            fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw)
+                .unwrap()
+                .display(),
+            fixtures::info(Fixture::RaspiosBookworm).root.offset()
+        ),
+    );
+    let bitmap: u64 = info.split_whitespace().nth(3).unwrap().parse().unwrap();
+    damaged_base(
+        dir.path(),
+        &[],
+        &format!(
+            "head -c 32 /dev/zero | dd of=base.img bs=1 seek=$((OFF + {bitmap} * 4096 + 1024)) conv=notrunc status=none"
+        ),
+    );
+    refused(
+        dir.path(),
+        &["the block bitmap of block group 0 has checksum"],
+    );
+}
+
+#[test]
+fn issue15_a_block_bitmap_freeing_metadata_is_refused_even_with_a_valid_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    // debugfs recomputes the checksum: only the content is wrong (an inode table block free).
+    let info = sh(
+        dir.path(),
+        &format!(
+            "dumpe2fs '{}?offset={}' 2>/dev/null | grep -m1 'Inode table at'",
+            fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw)
+                .unwrap()
+                .display(),
+            fixtures::info(Fixture::RaspiosBookworm).root.offset()
+        ),
+    );
+    let first: u64 = info
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    damaged_base(dir.path(), &[&format!("freeb {}", first + 1)], "");
+    refused(
+        dir.path(),
+        &[&format!(
+            "the block bitmap of block group 0 marks metadata block {} free",
+            first + 1
+        )],
+    );
+}

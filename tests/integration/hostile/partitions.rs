@@ -1,0 +1,150 @@
+//! Partition tables: absurd GPT fields (case 4) and overlapping partitions (case 2).
+
+use std::path::Path;
+
+use xtask::fixtures::{self, Fixture, Format};
+
+use super::{fails_with, files, piimage, recipe, sha256};
+use crate::support::{run_ok, sh};
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// Sets `number_of_partition_entries` / `size_of_partition_entry` of the GPT header at `lba`
+/// and reseals its CRC, so only the fields themselves are wrong.
+fn patch_gpt(img: &Path, lba: u64, entries: u32, entry_size: u32) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(img)
+        .unwrap();
+    let mut h = [0u8; 92];
+    f.seek(SeekFrom::Start(lba * 512)).unwrap();
+    f.read_exact(&mut h).unwrap();
+    assert_eq!(&h[..8], b"EFI PART");
+    h[80..84].copy_from_slice(&entries.to_le_bytes());
+    h[84..88].copy_from_slice(&entry_size.to_le_bytes());
+    h[16..20].fill(0);
+    let c = crc32(&h);
+    h[16..20].copy_from_slice(&c.to_le_bytes());
+    f.seek(SeekFrom::Start(lba * 512)).unwrap();
+    f.write_all(&h).unwrap();
+}
+
+/// A GPT image with a FAT and an ext4 partition (as in the inspect tests), 64 MiB.
+fn gpt_image(dir: &Path) -> std::path::PathBuf {
+    sh(
+        dir,
+        "truncate -s 64M gpt.img
+         printf 'label: gpt\\nstart=2048,size=65536,type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\\nstart=67584,size=61440,type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE\\n' | sfdisk -q gpt.img
+         mkfs.fat -F 32 -n BOOT --offset 2048 gpt.img 32768 >/dev/null
+         mkdir -p tree/etc && printf 'ID=debian\\nVERSION_ID=\"13\"\\n' > tree/etc/os-release
+         mke2fs -q -F -t ext4 -L root -E offset=$((67584*512)) -d tree gpt.img 30M",
+    );
+    dir.join("gpt.img")
+}
+
+#[test]
+fn issue15_gpt_with_absurd_entry_count_uses_the_backup_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = gpt_image(dir.path());
+    // 0xFFFFFFFF entries made gptman reserve ~650 GB and abort.
+    patch_gpt(&img, 1, 0xFFFF_FFFF, 128);
+    let out = piimage(dir.path(), &["inspect", "--json", "gpt.img"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &r["partition_table"];
+    assert_eq!(t["partitions"][1]["start_sector"], 67584);
+    assert_eq!(t["partitions"][1]["label"], "root");
+    let w = t["warnings"][0].as_str().unwrap();
+    assert!(
+        w.contains("primary GPT (sector 1) is damaged: 4294967295 partition entries"),
+        "{w}"
+    );
+    let human = piimage(dir.path(), &["inspect", "gpt.img"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("warning: the primary GPT"));
+}
+
+#[test]
+fn issue15_gpt_entry_size_zero_in_both_copies_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = gpt_image(dir.path());
+    let last = std::fs::metadata(&img).unwrap().len() / 512 - 1;
+    patch_gpt(&img, 1, 128, 0);
+    patch_gpt(&img, last, 128, 0);
+    fails_with(
+        &piimage(dir.path(), &["inspect", "gpt.img"]),
+        &[
+            "gpt.img",
+            "invalid GPT",
+            "primary header: partition entry size 0 (only 128 is supported)",
+            &format!("backup header (sector {last}): partition entry size 0"),
+        ],
+    );
+}
+
+#[test]
+fn issue15_root_partition_inside_the_boot_partition_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = fixtures::info(Fixture::RaspiosBookworm);
+    let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
+    // Move the root filesystem into the second half of the FAT partition, where the (small)
+    // FAT leaves nothing: each filesystem alone stays clean.
+    let boot = info.boot.start_sector;
+    let root_start = boot + 524_288;
+    sh(
+        dir.path(),
+        &format!(
+            "cp --sparse=always {raw} base.img
+             dd if={raw} of=base.img bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes skip={old} seek={new} count={len} conv=notrunc,sparse status=none",
+            raw = raw.display(),
+            old = info.root.start_sector * 512,
+            new = root_start * 512,
+            len = info.root.sectors * 512,
+        ),
+    );
+    // sfdisk refuses to write overlapping entries: set partition 2's start by hand.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("base.img"))
+            .unwrap();
+        f.seek(SeekFrom::Start(446 + 16 + 8)).unwrap();
+        f.write_all(&u32::try_from(root_start).unwrap().to_le_bytes())
+            .unwrap();
+    }
+    let img = dir.path().join("base.img");
+    crate::support::e2fsck_clean(&img, root_start * 512);
+    let before = sha256(&img);
+    let r = recipe(dir.path(), "boot: { config_txt: [dtparam=audio=off] }\n");
+    let out = piimage(dir.path(), &["build", r.to_str().unwrap()]);
+    fails_with(
+        &out,
+        &[
+            &format!(
+                "partitions 1 (sectors {boot}..{}) and 2 (sectors {root_start}..",
+                boot + 1_048_576
+            ),
+            "overlap",
+        ],
+    );
+    assert_eq!(sha256(&img), before, "the base changed");
+    assert_eq!(files(&dir.path().join("out")), Vec::<String>::new());
+    fails_with(&piimage(dir.path(), &["inspect", "base.img"]), &["overlap"]);
+    let _ = run_ok;
+}
