@@ -6,6 +6,7 @@ mod engine;
 mod ext4_grow;
 mod ext4_write;
 mod fat_write;
+mod handoff;
 mod inspect;
 mod manifest;
 mod output;
