@@ -394,7 +394,8 @@ impl Sshd {
             format!(
                 "ListenAddress 127.0.0.1:{port}\nHostKey {}\nAuthorizedKeysFile {}\n\
                  PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+                 Subsystem sftp internal-sftp\n",
                 host_key.display(),
                 authorized.display()
             ),
@@ -514,7 +515,14 @@ fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
         "ssh_config.local",
     );
 
-    // Ansible from another directory, host keys checked against DIR/known_hosts.
+    // Ansible from another directory, host keys checked against DIR/known_hosts. The "remote"
+    // is this machine: its system python runs the module (a login shell's PATH may differ).
+    let python = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("python3");
+    // No ControlMaster: a persisting master connection from an earlier run would be reused
+    // without a new host key check (and would outlive the test).
     let ansible = |inv: &Path| {
         Command::new("ansible")
             .arg("-i")
@@ -526,8 +534,9 @@ fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
                 "-e",
                 &format!("ansible_user={me}"),
             ])
-            .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
+            .env("ANSIBLE_PYTHON_INTERPRETER", &python)
             .env("ANSIBLE_LOCAL_TEMP", root.path().join("ansible-tmp"))
+            .env("ANSIBLE_SSH_ARGS", "-C -o ControlMaster=no")
             .env_remove("ANSIBLE_HOST_KEY_CHECKING")
             .current_dir("/")
             .output()
