@@ -534,7 +534,7 @@ fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
                 "-e",
                 &format!("ansible_user={me}"),
             ])
-            .env("ANSIBLE_PYTHON_INTERPRETER", &python)
+            .env("ANSIBLE_PYTHON_INTERPRETER", python)
             .env("ANSIBLE_LOCAL_TEMP", root.path().join("ansible-tmp"))
             .env("ANSIBLE_SSH_ARGS", "-C -o ControlMaster=no")
             .env_remove("ANSIBLE_HOST_KEY_CHECKING")
