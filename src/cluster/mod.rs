@@ -1,8 +1,8 @@
 //! The cluster files of an output directory, rendered from the records its builds left there.
 //!
 //! Every build writes one [record](record) per node into `DIR/records/` and then renders
-//! `SHA256SUMS`, `hosts`, `known_hosts`, `ssh_config`, `inventory.yaml` and the Raspberry Pi
-//! Imager manifest from **all** records present, so builds of several recipes (or of single
+//! `SHA256SUMS`, `hosts`, `known_hosts`, `ssh_config`, `inventory.yaml`, `nodes.json` and the
+//! Raspberry Pi Imager manifest from **all** records present, so builds of several recipes (or of single
 //! nodes) into one directory add up instead of overwriting each other, and
 //! [`merge`](merge::merge) combines shard directories into one. Nodes are listed by name, so
 //! the files do not depend on the order of builds or shards.
@@ -14,6 +14,7 @@
 //! path: `ssh_config.local` and `CLUSTER.local.rpi-imager-manifest`.
 
 pub mod merge;
+pub mod nodes_json;
 pub mod record;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,12 @@ pub fn render(dir: &Path, set: &RecordSet, opts: &RenderOptions) -> Result<Vec<P
         ("ssh_config".to_owned(), ssh_config(&nodes, "known_hosts")),
         ("inventory.yaml".to_owned(), inventory(&nodes)),
     ];
+    if let Some(identity) = set.identity() {
+        files.push((
+            nodes_json::NODES_JSON.to_owned(),
+            nodes_json::nodes_json(&identity.cluster, &set.nodes()),
+        ));
+    }
     if let Some((name, text)) = imager_manifest(set, |f| image_url(opts.base_url.as_ref(), f)) {
         files.push((name, text));
     }

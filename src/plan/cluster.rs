@@ -21,6 +21,12 @@
 //!   config's `ProxyJump`: options given on the command line come first, and OpenSSH ignores
 //!   a `ProxyJump` once a `ProxyCommand` is set, while a `ProxyJump`'s own `ssh` would get
 //!   `-F` but not the `-o UserKnownHostsFile` option.
+//! - A node given a loopback address (`ssh -o HostName=127.0.0.1`, `ansible -e
+//!   ansible_host=127.0.0.1`: a forwarded port or a VM on this machine) is reached directly,
+//!   never through its gateway: `ssh_config` starts with `Match host 127.0.0.1,::1,localhost` /
+//!   `ProxyJump none` (`Match host` sees a `HostName` given on the command line, and the first
+//!   value read wins), and the inventory's `ProxyCommand` is inside a Jinja condition on
+//!   `ansible_host`.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +56,10 @@ pub struct ClusterNode {
     /// Offer only the configured identities (`IdentitiesOnly yes`).
     pub identities_only: bool,
 }
+
+/// Host names of this machine's loopback: a node given one of them as its address is reached
+/// directly, not through its gateway.
+const LOOPBACK: [&str; 3] = ["127.0.0.1", "::1", "localhost"];
 
 /// Where the inventory's connection options find the generated files.
 const INVENTORY_DIR: &str = "{{ inventory_dir }}";
@@ -100,6 +110,16 @@ pub fn ssh_config(nodes: &[ClusterNode], known_hosts_path: &str) -> String {
          # (known_hosts is found relative to the working directory; `piimage localize` writes\n\
          # ssh_config.local with absolute paths, to use from anywhere or Include from ~/.ssh/config).\n",
     );
+    if nodes.iter().any(|n| n.proxy_jump.is_some()) {
+        // First, so it wins over the `ProxyJump` below (ssh keeps the first value it reads):
+        // a node given a loopback `HostName` (`-o HostName=127.0.0.1`: a forwarded port, a
+        // VM) is on this machine, never behind the gateway. `Match host` sees that HostName.
+        s.push_str(&format!(
+            "\n# A node reached on this machine's loopback (ssh -o HostName=127.0.0.1 ...) is not\n\
+             # behind the gateway.\nMatch host {}\n    ProxyJump none\n",
+            LOOPBACK.join(",")
+        ));
+    }
     for n in nodes {
         s.push_str(&format!("\nHost {}", n.name));
         if let Some(f) = &n.fqdn {
@@ -152,9 +172,14 @@ fn ansible_ssh_args(n: &ClusterNode) -> String {
         words.push("-o IdentitiesOnly=yes".to_owned());
     }
     if let Some(j) = &n.proxy_jump {
+        // As in ssh_config: no jump when `ansible_host` is this machine's loopback.
+        let loopback: Vec<String> = LOOPBACK.iter().map(|a| format!("'{a}'")).collect();
         words.push(format!(
-            "-o 'ProxyCommand=ssh -F \"{INVENTORY_DIR}/ssh_config\" \
-             -o \"UserKnownHostsFile={INVENTORY_DIR}/known_hosts\" -W \"[%h]:%p\" {j}'"
+            "{{% if ansible_host | default(inventory_hostname) not in [{}] %}}\
+             -o 'ProxyCommand=ssh -F \"{INVENTORY_DIR}/ssh_config\" \
+             -o \"UserKnownHostsFile={INVENTORY_DIR}/known_hosts\" -W \"[%h]:%p\" {j}'\
+             {{% endif %}}",
+            loopback.join(", ")
         ));
     }
     words.join(" ")
@@ -282,7 +307,7 @@ mod tests {
             args,
             [
                 r#""-F '{{ inventory_dir }}/ssh_config' -o 'UserKnownHostsFile={{ inventory_dir }}/known_hosts' -o HostKeyAlias=gw -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes""#,
-                r#""-F '{{ inventory_dir }}/ssh_config' -o 'ProxyCommand=ssh -F \"{{ inventory_dir }}/ssh_config\" -o \"UserKnownHostsFile={{ inventory_dir }}/known_hosts\" -W \"[%h]:%p\" gw'""#,
+                r#""-F '{{ inventory_dir }}/ssh_config' {% if ansible_host | default(inventory_hostname) not in ['127.0.0.1', '::1', 'localhost'] %}-o 'ProxyCommand=ssh -F \"{{ inventory_dir }}/ssh_config\" -o \"UserKnownHostsFile={{ inventory_dir }}/known_hosts\" -W \"[%h]:%p\" gw'{% endif %}""#,
             ]
         );
     }

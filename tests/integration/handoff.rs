@@ -83,8 +83,9 @@ fn build(recipe: &Path, out: &Path, more: &[&str], seed: (&str, &str)) {
     );
 }
 
-const CLUSTER_FILES: [&str; 6] = [
+const CLUSTER_FILES: [&str; 7] = [
     "SHA256SUMS",
+    "nodes.json",
     "hosts",
     "known_hosts",
     "ssh_config",
@@ -203,6 +204,33 @@ fn issue10_gateway_and_worker_in_one_directory_survive_a_move() {
         let found = run_ok("ssh-keygen", &["-F", name, "-f", kh.to_str().unwrap()]);
         assert!(found.contains("ssh-ed25519 "), "{name}: {found}");
     }
+    // nodes.json: every node, the built ones with their files; fingerprints as ssh-keygen -l
+    // prints them for known_hosts.
+    let nodes: serde_json::Value = serde_json::from_str(&read(&moved, "nodes.json")).unwrap();
+    assert_eq!(nodes["schema_version"], 1);
+    assert_eq!(nodes["cluster"], "pico");
+    let list = nodes["nodes"].as_array().unwrap();
+    assert_eq!(list.len(), 9);
+    let fps = run_ok("ssh-keygen", &["-l", "-f", kh.to_str().unwrap()]);
+    for n in list {
+        let name = n["name"].as_str().unwrap();
+        let fp = n["ssh"]["host_key_fingerprint"].as_str().unwrap();
+        assert!(
+            fps.lines().any(|l| l.contains(&format!(" {fp} {name},"))),
+            "{name} {fp} not in\n{fps}"
+        );
+        assert_eq!(n["built"], name == "gw" || name == "worker-01", "{name}");
+        if let Some(files) = n["image"]["files"].as_array() {
+            assert_eq!(files.len(), 2);
+            for f in files {
+                let path = moved.join(f["name"].as_str().unwrap());
+                assert_eq!(f["sha256"], sha256_file(&path).as_str());
+            }
+        }
+    }
+    assert_eq!(list[0]["name"], "gw");
+    assert_eq!(list[0]["addresses"], serde_json::json!(["192.168.1.50"]));
+
     // ssh -G from the directory: known_hosts relative to it, jump through gw.
     let g = Command::new("ssh")
         .args(["-G", "-F", "ssh_config", "worker-01"])
@@ -505,6 +533,23 @@ fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A node behind the gateway given a loopback HostName (a forwarded port, a VM) is reached
+    // directly: no jump through gw.
+    let g = |extra: &[&str]| {
+        let out = Command::new("ssh")
+            .args(["-G", "-F", "ssh_config"])
+            .args(extra)
+            .arg("worker-01")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        ok(&out, "ssh -G");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(g(&[]).contains("\nproxyjump gw\n"));
+    let direct = g(&["-o", "HostName=127.0.0.1"]);
+    assert!(!direct.contains("proxyjump"), "{direct}");
+    assert!(direct.contains("\nhostkeyalias worker-01\n"), "{direct}");
     // After `piimage localize`, ssh_config.local works from anywhere.
     ok(
         &piimage_in(Path::new("/"), &["localize", dir.to_str().unwrap()], &[]),
@@ -523,11 +568,11 @@ fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
         .unwrap_or("python3");
     // No ControlMaster: a persisting master connection from an earlier run would be reused
     // without a new host key check (and would outlive the test).
-    let ansible = |inv: &Path| {
+    let ansible = |inv: &Path, node: &str| {
         Command::new("ansible")
             .arg("-i")
             .arg(inv)
-            .args(["gw", "-m", "ping", "-e", "ansible_host=127.0.0.1"])
+            .args([node, "-m", "ping", "-e", "ansible_host=127.0.0.1"])
             .args([
                 "-e",
                 &format!("ansible_port={port_s}"),
@@ -542,9 +587,15 @@ fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
             .output()
             .unwrap()
     };
-    let out = ansible(&dir.join("inventory.yaml"));
+    let out = ansible(&dir.join("inventory.yaml"), "gw");
     ok(&out, "ansible -m ping");
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"ping\": \"pong\""));
+    // worker-01 (behind gw) on the loopback: reached directly, and refused because this sshd
+    // holds gw's key, not worker-01's (through gw it would have failed to reach gw instead).
+    let out = ansible(&dir.join("inventory.yaml"), "worker-01");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Host key verification failed"), "{text}");
     // With another key in known_hosts, Ansible refuses to connect.
     let other = root.path().join("other");
     std::fs::create_dir(&other).unwrap();
@@ -558,7 +609,7 @@ fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
         format!("gw {}\n", wrong.join(" ")),
     )
     .unwrap();
-    let out = ansible(&other.join("inventory.yaml"));
+    let out = ansible(&other.join("inventory.yaml"), "gw");
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
