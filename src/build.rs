@@ -7,14 +7,24 @@
 //! 3. nodes are applied to copy-on-write disks and streamed to their outputs, in batches so
 //!    memory stays bounded; each node's outputs appear under their final names only when
 //!    complete;
-//! 4. `SHA256SUMS`, `hosts`, `known_hosts`, `ssh_config`, `inventory.yaml` and (if asked) the
-//!    Raspberry Pi Imager manifest are written next to the images.
+//! 4. each node's record (its files, sizes, sha256, host key, addresses) is written under
+//!    `records/`, and `SHA256SUMS`, `hosts`, `known_hosts`, `ssh_config`, `inventory.yaml` and
+//!    (if asked) the Raspberry Pi Imager manifest are rendered from every record in the
+//!    directory ([`crate::cluster`]), so several builds into one directory add up.
+//!
+//! `--shard K/N` builds every N-th selected node, starting with the K-th ([`Shard`]); the
+//! shards' directories are combined by [`crate::cluster::merge`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
+use crate::cluster::record::{
+    FileRecord, Identity, ImageRecord, NodeRecord, RECORD_FORMAT, RecordKind, RecordSet,
+    record_path, seed_id,
+};
+use crate::cluster::{RenderOptions, render, write_whole};
 use crate::disk::partition::DiskId;
 use crate::disk::source::{self, Cache};
 use crate::disk::{CowDisk, FileStorage, Storage, Window};
@@ -22,10 +32,11 @@ use crate::fs::ext4::Ext4Reader;
 use crate::fs::fat::FatReader;
 use crate::inspect::human_bytes;
 use crate::io::sniff::Compression;
+use crate::output::manifest::{BaseUrl, release_date};
 use crate::output::{
-    BaseCache, CacheConfig, NodeImage, NodeOutputs, OutputSpec, build_nodes, write_sha256sums,
+    BaseCache, CacheConfig, NodeImage, NodeOutputs, OutputKind, OutputSpec, build_nodes,
 };
-use crate::plan::cluster::{ClusterNode, hosts, inventory, known_hosts, ssh_config};
+use crate::plan::cluster::ClusterNode;
 use crate::plan::image_checks::check_nodes;
 use crate::plan::node::{NodePlan, plan_node};
 use crate::plan::profile::Profile;
@@ -47,6 +58,50 @@ pub struct BuildOptions {
     pub out_dir: Option<PathBuf>,
     /// Build only these nodes (names); empty: every selected node.
     pub only: Vec<String>,
+    /// Build only this share of them.
+    pub shard: Option<Shard>,
+    /// Base URL of the manifest's images instead of the recipe's `output.base_url`.
+    pub base_url: Option<BaseUrl>,
+}
+
+/// `--shard K/N`: the K-th of N shares of the nodes to build (1 <= K <= N). Node `i` (0-based,
+/// in recipe order, after `--node`) belongs to shard `i mod N + 1`, so shards differ in size
+/// by at most one node and every role is spread over them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// K, from 1.
+    pub index: usize,
+    /// N.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Whether the node at `position` belongs to this shard.
+    #[must_use]
+    pub fn contains(self, position: usize) -> bool {
+        position % self.count + 1 == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: a shard is K/N with 1 <= K <= N, e.g. 2/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: usize = k.trim().parse().map_err(|_| bad())?;
+        let count: usize = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// What a build wrote.
@@ -217,12 +272,14 @@ pub fn check_image(recipe: &ResolvedRecipe, base: &PreparedBase, only: &[String]
     .map_err(Into::into)
 }
 
-/// Plans every node to build, after [`check_image`].
+/// Plans every node to build, after [`check_image`]: the selected ones, or those of `only`, and
+/// of those the shard's.
 pub fn plan_all(
     recipe: &ResolvedRecipe,
     base: &PreparedBase,
     seed: &[u8],
     only: &[String],
+    shard: Option<Shard>,
 ) -> Result<Vec<NodePlan>> {
     for name in only {
         if recipe.node(name).is_none() {
@@ -233,7 +290,9 @@ pub fn plan_all(
     recipe
         .selected()
         .filter(|n| only.is_empty() || only.contains(&n.name))
-        .map(|n| {
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|s| s.contains(*i)))
+        .map(|(_, n)| {
             plan_node(
                 recipe,
                 n,
@@ -282,8 +341,8 @@ pub fn build(
         base = base.grow(size)?;
     }
     let seed = seed_bytes(recipe)?;
-    let plans = plan_all(recipe, &base, &seed, &opts.only)?;
-    if plans.is_empty() {
+    let plans = plan_all(recipe, &base, &seed, &opts.only, opts.shard)?;
+    if plans.is_empty() && opts.shard.is_none() {
         bail!("the recipe selects no node to build");
     }
     let dir = opts
@@ -295,6 +354,12 @@ pub fn build(
     let _polling = crate::cancel::polling();
     crate::cancel::check()?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Records of another cluster or seed stop the build before it writes anything.
+    let identity = Identity {
+        cluster: recipe.cluster.name.clone(),
+        seed_id: recipe.seed.as_ref().map(|_| seed_id(&seed)),
+    };
+    RecordSet::read_dir(&dir, "build")?.check(&identity, "build")?;
     // Partial files left by an interrupted earlier build (never under a final name).
     crate::output::sweep_partials(&dir)?;
     let spec = output_spec(recipe);
@@ -343,11 +408,15 @@ pub fn build(
             progress,
         )?);
     }
-    let mut cluster_files = vec![write_sha256sums(&dir, &outputs, true)?];
-    cluster_files.extend(write_cluster_files(recipe, &plans, &seed, &dir)?);
-    if recipe.output.imager_manifest {
-        cluster_files.push(write_manifest(recipe, &outputs, &dir)?);
-    }
+    write_records(recipe, &plans, &outputs, &seed, &identity, &dir)?;
+    let set = RecordSet::read_dir(&dir, "build")?;
+    let render_opts = RenderOptions {
+        base_url: opts
+            .base_url
+            .clone()
+            .or_else(|| recipe.output.base_url.clone()),
+    };
+    let cluster_files = render(&dir, &set, &render_opts)?;
     Ok(BuildReport {
         dir,
         nodes: outputs,
@@ -355,115 +424,107 @@ pub fn build(
     })
 }
 
-/// Writes `hosts`, `known_hosts`, `ssh_config` and `inventory.yaml` into `dir`. With a recipe
-/// seed, host keys derive from it, so `known_hosts` also names the cluster's nodes this build
-/// did not make (their images, built from the same seed, carry the same keys).
-pub fn write_cluster_files(
+/// The record kind of an output file: `img`, `img.zst`, `img.xz`, `img.gz` or `bmap`.
+fn kind_name(kind: OutputKind) -> &'static str {
+    match kind {
+        OutputKind::Image(Compression::None) => "img",
+        OutputKind::Image(Compression::Zstd) => "img.zst",
+        OutputKind::Image(Compression::Xz) => "img.xz",
+        OutputKind::Image(Compression::Gzip) => "img.gz",
+        OutputKind::Bmap => "bmap",
+    }
+}
+
+/// Writes a built record for every node of `plans` (whose outputs are `outputs`, in the same
+/// order) and a declared record for every other node
+/// of the recipe (a node's built record from an earlier build stays; its declared record is then
+/// ignored).
+pub fn write_records(
     recipe: &ResolvedRecipe,
     plans: &[NodePlan],
+    outputs: &[NodeOutputs],
     seed: &[u8],
+    identity: &Identity,
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let nodes: Vec<ClusterNode> = recipe
-        .nodes
-        .iter()
-        .map(|n| {
-            let plan = plans.iter().find(|p| p.name == n.name);
-            ClusterNode {
-                name: n.name.clone(),
-                fqdn: n.fqdn.clone(),
-                address: n.address.map(|a| a.ip.to_string()),
-                role: n.role.clone(),
-                host_key: match plan {
-                    Some(p) => p.host_key.as_ref().map(|k| k.public_key.clone()),
-                    None if recipe.seed.is_some()
-                        && n.ssh.host_keys == crate::recipe::HostKeys::Generate =>
-                    {
-                        let mut rng = derived_rng(seed, "ssh-host-ed25519", &n.name);
-                        ed25519(&n.hostname, &mut rng).ok().map(|k| k.public_key)
-                    }
-                    None => None,
-                },
-                user: plan.and_then(|p| p.login_user.clone()).or_else(|| {
-                    n.users
-                        .iter()
-                        .find(|u| !u.authorized_keys.is_empty())
-                        .map(|u| u.name.clone())
-                }),
-                proxy_jump: n.network.route_via.clone(),
-            }
-        })
-        .collect();
-    let kh = dir.join("known_hosts");
-    let abs_kh = std::path::absolute(&kh).unwrap_or(kh.clone());
-    let files = [
-        ("hosts", hosts(&nodes)),
-        ("known_hosts", known_hosts(&nodes)),
-        (
-            "ssh_config",
-            ssh_config(&nodes, &abs_kh.display().to_string()),
-        ),
-        ("inventory.yaml", inventory(&nodes)),
-    ];
-    files
-        .into_iter()
-        .map(|(name, text)| write_whole(&dir.join(name), &text))
-        .collect()
-}
-
-/// Writes `text` to `path` through a partial file renamed into place when complete, as every
-/// output is.
-fn write_whole(path: &Path, text: &str) -> Result<PathBuf> {
-    use std::io::Write as _;
-    let mut f = crate::output::PartialFile::create(path)?;
-    f.file_mut()
-        .write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(f.commit(true)?)
-}
-
-/// Writes `CLUSTER.rpi-imager-manifest` listing every node image (`init_format: none`: the
-/// images are already customised, so Imager must not add its own first-boot settings).
-pub fn write_manifest(
-    recipe: &ResolvedRecipe,
-    outputs: &[NodeOutputs],
-    dir: &Path,
-) -> Result<PathBuf> {
-    use crate::output::OutputKind;
-    use crate::output::manifest::{FileDigest, ImageEntry, arm64_devices, manifest, release_date};
-    let dir = std::path::absolute(dir)?;
     let date = release_date(u64::try_from(recipe.epoch).unwrap_or(0));
-    let mut entries = Vec::new();
-    for n in outputs {
-        let Some(extract_sha) = n.image_sha256 else {
-            continue;
+    let mut written = Vec::new();
+    for n in &recipe.nodes {
+        // `outputs` are in the order of `plans` (one per plan).
+        let position = plans.iter().position(|p| p.name == n.name);
+        let plan = position.map(|i| &plans[i]);
+        let image = position.and_then(|i| outputs.get(i)).map(|o| ImageRecord {
+            size: o.image_size,
+            sha256: o.image_sha256,
+            release_date: date.clone(),
+            files: o
+                .files
+                .iter()
+                .map(|f| FileRecord {
+                    name: f
+                        .path
+                        .file_name()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    kind: kind_name(f.kind).to_owned(),
+                    size: f.size,
+                    sha256: f.sha256,
+                })
+                .collect(),
+        });
+        let kind = if image.is_some() {
+            RecordKind::Built
+        } else {
+            RecordKind::Declared
         };
-        // Imager reads .xz, .gz, .zst and raw; prefer the smallest download.
-        let image = n
-            .files
-            .iter()
-            .filter(|f| matches!(f.kind, OutputKind::Image(_)))
-            .min_by_key(|f| f.size);
-        let Some(image) = image else { continue };
-        let path = dir.join(image.path.file_name().unwrap_or_default());
-        let extract = FileDigest {
-            size: n.image_size,
-            sha256: extract_sha.to_string(),
+        let record = NodeRecord {
+            piimage_record: RECORD_FORMAT,
+            cluster: identity.cluster.clone(),
+            seed_id: identity.seed_id.clone(),
+            node: cluster_node(recipe, n, plan, seed),
+            image,
         };
-        let download = FileDigest {
-            size: image.size,
-            sha256: image.sha256.to_string(),
-        };
-        let name = format!("{} {} (piimage)", recipe.cluster.name, n.name);
-        let mut entry = ImageEntry::customised(name, &path, download, extract, date.clone())?;
-        if let Some(b) = n.files.iter().find(|f| f.kind == OutputKind::Bmap) {
-            entry = entry.with_bmap(&dir.join(b.path.file_name().unwrap_or_default()))?;
-        }
-        entries.push(entry);
+        written.push(write_whole(
+            &record_path(dir, kind, &n.name),
+            &record.to_json(),
+        )?);
     }
-    let m = manifest(&entries, &arm64_devices());
-    let path = dir.join(crate::output::manifest::Manifest::file_name(
-        &recipe.cluster.name,
-    ));
-    write_whole(&path, &m.to_json())
+    Ok(written)
+}
+
+/// How the operator's machine sees `n`. With a recipe seed, the host key of a node this build
+/// did not plan derives from it too, so `known_hosts` also names the cluster's nodes this build
+/// did not make (their images, built from the same seed, carry the same keys).
+fn cluster_node(
+    recipe: &ResolvedRecipe,
+    n: &crate::recipe::NodeSpec,
+    plan: Option<&NodePlan>,
+    seed: &[u8],
+) -> ClusterNode {
+    ClusterNode {
+        name: n.name.clone(),
+        hostname: n.hostname.clone(),
+        fqdn: n.fqdn.clone(),
+        address: n.address.map(|a| a.ip.to_string()),
+        role: n.role.clone(),
+        host_key: match plan {
+            Some(p) => p.host_key.as_ref().map(|k| k.public_key.clone()),
+            None if recipe.seed.is_some()
+                && n.ssh.host_keys == crate::recipe::HostKeys::Generate =>
+            {
+                let mut rng = derived_rng(seed, "ssh-host-ed25519", &n.name);
+                ed25519(&n.hostname, &mut rng).ok().map(|k| k.public_key)
+            }
+            None => None,
+        },
+        user: plan.and_then(|p| p.login_user.clone()).or_else(|| {
+            n.users
+                .iter()
+                .find(|u| !u.authorized_keys.is_empty())
+                .map(|u| u.name.clone())
+        }),
+        proxy_jump: n.network.route_via.clone(),
+        identity_file: n.ssh.identity_file.clone(),
+        identities_only: n.ssh.identities_only,
+    }
 }

@@ -19,6 +19,7 @@
 pub mod build;
 pub mod cancel;
 mod civil;
+pub mod cluster;
 pub mod disk;
 pub mod fs;
 pub mod inspect;

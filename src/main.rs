@@ -17,6 +17,8 @@ fn main() {
         Command::Validate(a) => cli::validate::run(a, &args.global),
         Command::Build(a) => cli::build::run(a, &args.global),
         Command::Plan(a) => cli::plan::run(a, &args.global),
+        Command::Merge(a) => cli::merge::run(a, &args.global),
+        Command::Localize(a) => cli::merge::run_localize(a, &args.global),
     };
     if let Err(err) = result {
         if piimage::cancel::is_requested() {

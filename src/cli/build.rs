@@ -1,9 +1,11 @@
-//! `piimage build RECIPE [--base PATH] [--out DIR] [--jobs N] [--node NAME]...`.
+//! `piimage build RECIPE [--base PATH] [--out DIR] [--jobs N] [--node NAME]... [--shard K/N]
+//! [--base-url URL]`.
 
 use anyhow::Context;
 use clap::Args;
 
-use piimage::build::{BuildOptions, build};
+use piimage::build::{BuildOptions, Shard, build};
+use piimage::output::manifest::BaseUrl;
 
 use super::progress::Bars;
 use super::{GlobalArgs, RecipeArgs};
@@ -14,9 +16,11 @@ use super::{GlobalArgs, RecipeArgs};
 Validates the recipe, fetches the base image once (cached, sha256-checked), checks the recipe
 against it (time zone, locale, keyboard layout, dtoverlay= files), plans every node, then writes one image per node by editing the partitions inside a copy-on-write view of the
 base: no root, no mount, no loop device. Outputs appear under their final names only when
-complete; SHA256SUMS, hosts, known_hosts, ssh_config and inventory.yaml are written next to
-them. Without a network, point --base at a local image (for example a test fixture built by
-`cargo xtask fixtures`).")]
+complete. Each node's record goes to records/ in the output directory, and SHA256SUMS, hosts,
+known_hosts, ssh_config, inventory.yaml (and the Imager manifest) are rendered from every record
+there, so builds of several recipes, --node builds and shards into one directory add up
+(`piimage merge` combines shard directories). Without a network, point --base at a local image
+(for example a test fixture built by `cargo xtask fixtures`).")]
 pub struct BuildArgs {
     /// The recipe and base override.
     #[command(flatten)]
@@ -33,6 +37,16 @@ pub struct BuildArgs {
     /// Build only this node (repeatable).
     #[arg(long = "node", value_name = "NAME")]
     pub nodes: Vec<String>,
+
+    /// Build only the K-th of N shares of the nodes (node i goes to share i mod N + 1), e.g.
+    /// one per job of a CI matrix; `piimage merge` combines the directories.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+
+    /// URL the images will be served from, for the Imager manifest (default: the recipe's
+    /// `output.base_url`; without one, URLs are relative to the manifest).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<BaseUrl>,
 }
 
 /// Runs `piimage build`.
@@ -44,6 +58,8 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         jobs: args.jobs,
         out_dir: args.out.clone(),
         only: args.nodes.clone(),
+        shard: args.shard,
+        base_url: args.base_url.clone(),
     };
     let report = build(&resolved, &cache, &opts, &bars)
         .with_context(|| format!("building {}", args.recipe.recipe.display()))?;

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod inspect;
+pub mod merge;
 pub mod plan;
 pub mod progress;
 pub mod validate;
@@ -56,6 +57,17 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Check a recipe (and, with --base, what only the image knows); print a summary.
     Validate(validate::ValidateArgs),
+    /// Combine the output directories of several builds (e.g. CI shards) into one.
+    Merge(merge::MergeArgs),
+    /// Write ssh_config.local and an Imager manifest with the absolute paths of a moved or
+    /// downloaded output directory.
+    Localize(merge::LocalizeArgs),
+}
+
+/// The file name of `path`, for listings.
+pub fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
 }
 
 /// Arguments of the recipe subcommands.

@@ -211,7 +211,7 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         );
     }
     let seed = seed_bytes(&resolved)?;
-    let plans = plan_all(&resolved, &base, &seed, &args.nodes)?;
+    let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
     let files = BaseFiles::open(&base)?;
     for p in &plans {
         println!(

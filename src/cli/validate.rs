@@ -54,7 +54,7 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             check_image(&resolved, &base, &[])?;
             checked = Some("time zone, locale, keyboard and dtoverlay files");
         } else {
-            plan_all(&resolved, &base, &seed_bytes(&resolved)?, &[])?;
+            plan_all(&resolved, &base, &seed_bytes(&resolved)?, &[], None)?;
             checked = Some("time zone, locale, keyboard and dtoverlay files; every node planned");
         }
     }

@@ -7,10 +7,22 @@
 //!
 //! Each [`ImageEntry`] is an image that piimage has already customised, so it carries
 //! `"init_format": "none"`: Imager 2.x then offers no customisation of its own (Imager 1.x
-//! ignores the value and still assumes `systemd`). Its `url` (and `bmap_url`) is a `file://`
-//! URI built from an absolute path the way Python's `pathlib.Path.as_uri()` builds it (Imager's
-//! own `create_local_json.py` uses that): every byte except ASCII letters, digits, `-._~` and `/`
-//! is percent-encoded ([`file_uri`]).
+//! ignores the value and still assumes `systemd`).
+//!
+//! # URLs
+//! Imager takes each `url` as it is: it does not resolve a relative reference against the
+//! manifest's own location (`src/oslistmodel.cpp` copies the string, and Imager warns that a
+//! local `--repo` file needs absolute URLs). A manifest that must survive being moved therefore
+//! cannot hold `file://` URLs of the build machine. [`image_url`] makes either
+//! - `BASE_URL/NAME` with a [`BaseUrl`] (`output.base_url`, `--base-url`): for a manifest served
+//!   over HTTP(S) next to its images, or a fixed `file:///` location; or
+//! - the bare, percent-encoded file name: a relative reference (RFC 3986) that resolves to the
+//!   image next to the manifest, for tools that resolve it, and that `piimage localize` turns
+//!   into an absolute `file://` URL at the destination ([`file_uri`]).
+//!
+//! `file://` URIs are built from an absolute path the way Python's `pathlib.Path.as_uri()`
+//! builds them (Imager's own `create_local_json.py` uses that): every byte except ASCII letters,
+//! digits, `-._~` and `/` is percent-encoded.
 //!
 //! # `imager.devices` and the published schema
 //! Imager builds its device chooser from `imager.devices` (`src/hwlistmodel.cpp`) and shows an
@@ -133,25 +145,23 @@ pub struct FileDigest {
 }
 
 impl ImageEntry {
-    /// An entry for the customised arm64 image `image` (an absolute path; the file Imager
-    /// reads), whose own size and sha256 are `download` and whose uncompressed size and sha256
-    /// are `extract` (the same as `download` for a raw `.img`). The description is generic, the
-    /// icon empty, the devices [`ARM64_TAGS`]; change the public fields to taste.
-    ///
-    /// # Errors
-    /// `image` is relative.
+    /// An entry for the customised arm64 image at `url` (the file Imager reads, see
+    /// [`image_url`]), whose own size and sha256 are `download` and whose uncompressed size and
+    /// sha256 are `extract` (the same as `download` for a raw `.img`). The description is
+    /// generic, the icon empty, the devices [`ARM64_TAGS`]; change the public fields to taste.
+    #[must_use]
     pub fn customised(
         name: impl Into<String>,
-        image: &Path,
+        url: String,
         download: FileDigest,
         extract: FileDigest,
         release_date: String,
-    ) -> Result<Self, ManifestError> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             name: name.into(),
             description: "Customised by piimage".to_owned(),
             icon: String::new(),
-            url: file_uri(image)?,
+            url,
             extract_size: extract.size,
             extract_sha256: extract.sha256,
             image_download_size: download.size,
@@ -161,16 +171,68 @@ impl ImageEntry {
             devices: ARM64_TAGS.iter().map(|&t| t.to_owned()).collect(),
             architecture: ARCHITECTURE_ARMV8.to_owned(),
             bmap_url: None,
-        })
+        }
     }
 
-    /// The entry with `bmap_url` pointing at `bmap` (an absolute path).
-    ///
-    /// # Errors
-    /// `bmap` is relative.
-    pub fn with_bmap(mut self, bmap: &Path) -> Result<Self, ManifestError> {
-        self.bmap_url = Some(file_uri(bmap)?);
-        Ok(self)
+    /// The entry with `bmap_url` set to `url`.
+    #[must_use]
+    pub fn with_bmap(mut self, url: String) -> Self {
+        self.bmap_url = Some(url);
+        self
+    }
+}
+
+/// Where a served manifest's images are: an `http://`, `https://` or `file:///` URL of the
+/// directory holding them. Displayed with one trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl std::str::FromStr for BaseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let rest = ["https://", "http://", "file:///"]
+            .iter()
+            .find_map(|p| s.strip_prefix(p).map(|r| (p, r)));
+        let Some((scheme, rest)) = rest else {
+            return Err(format!(
+                "{s:?}: a base URL starts with https://, http:// or file:///"
+            ));
+        };
+        if let Some(c) = s
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '"' | '\\'))
+        {
+            return Err(format!(
+                "{s:?}: {c:?} cannot appear in a base URL (percent-encode it)"
+            ));
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() && *scheme != "file:///" {
+            return Err(format!("{s:?}: no host"));
+        }
+        if rest.is_empty() {
+            Ok(Self((*scheme).to_owned()))
+        } else {
+            Ok(Self(format!("{scheme}{rest}/")))
+        }
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The `url` of the file `file_name` of the output directory: `BASE/NAME` with a base URL, else
+/// the percent-encoded name alone (a relative reference; see the module docs).
+#[must_use]
+pub fn image_url(base: Option<&BaseUrl>, file_name: &str) -> String {
+    let name = percent_encode(file_name.as_bytes(), b"-._~");
+    match base {
+        Some(b) => format!("{b}{name}"),
+        None => name,
     }
 }
 
@@ -230,20 +292,25 @@ pub fn file_uri(path: &Path) -> Result<String, ManifestError> {
     if !path.is_absolute() {
         return Err(ManifestError::RelativePath(path.to_owned()));
     }
+    let mut uri = String::from("file://");
+    uri.push_str(&percent_encode(&path_bytes(path), b"-._~/"));
+    Ok(uri)
+}
+
+/// `bytes` with each byte other than ASCII letters, digits and `keep` as `%XX` (uppercase hex).
+fn percent_encode(bytes: &[u8], keep: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let bytes = path_bytes(path);
-    let mut uri = String::with_capacity(7 + bytes.len());
-    uri.push_str("file://");
-    for &b in bytes.iter() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            uri.push(char::from(b));
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            out.push(char::from(b));
         } else {
-            uri.push('%');
-            uri.push(char::from(HEX[usize::from(b >> 4)]));
-            uri.push(char::from(HEX[usize::from(b & 0xf)]));
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
-    Ok(uri)
+    out
 }
 
 /// The absolute path a `file:///...` URI names (percent-decoded); `None` if `uri` is not of
@@ -304,7 +371,7 @@ mod tests {
     fn entry(path: &str) -> ImageEntry {
         ImageEntry::customised(
             "node1",
-            Path::new(path),
+            file_uri(Path::new(path)).unwrap(),
             FileDigest {
                 size: 10,
                 sha256: "a".repeat(64),
@@ -315,7 +382,6 @@ mod tests {
             },
             release_date(1_776_038_400),
         )
-        .unwrap()
     }
 
     #[test]
@@ -399,8 +465,7 @@ mod tests {
     #[test]
     fn entry_defaults() {
         let e = entry("/out/node 1.img.zst")
-            .with_bmap(Path::new("/out/node 1.img.bmap"))
-            .unwrap();
+            .with_bmap(file_uri(Path::new("/out/node 1.img.bmap")).unwrap());
         assert_eq!(e.url, "file:///out/node%201.img.zst");
         assert_eq!(e.bmap_url.as_deref(), Some("file:///out/node%201.img.bmap"));
         assert_eq!(e.init_format, "none");
@@ -410,6 +475,39 @@ mod tests {
         assert_eq!(e.image_download_sha256, "a".repeat(64));
         assert_eq!(e.extract_sha256, "b".repeat(64));
         assert_eq!(e.release_date, "2026-04-13");
+    }
+
+    #[test]
+    fn image_urls_with_and_without_a_base() {
+        let base = |s: &str| s.parse::<BaseUrl>();
+        assert_eq!(image_url(None, "pico-w 1.img.xz"), "pico-w%201.img.xz");
+        let cases = [
+            (
+                "https",
+                "https://dl.example/pico/v1",
+                "https://dl.example/pico/v1/a.img.xz",
+            ),
+            ("trailing slashes", "http://h/x//", "http://h/x/a.img.xz"),
+            ("file", "file:///srv/pico", "file:///srv/pico/a.img.xz"),
+            ("file root", "file:///", "file:///a.img.xz"),
+        ];
+        for (name, b, want) in cases {
+            assert_eq!(
+                image_url(Some(&base(b).unwrap()), "a.img.xz"),
+                want,
+                "{name}"
+            );
+        }
+        for bad in [
+            "ftp://h/x",
+            "https://",
+            "/srv/pico",
+            "https://h/a b",
+            "https://h/?x",
+            "file://h/x",
+        ] {
+            assert!(base(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -207,6 +207,9 @@ pub(crate) fn output(
             imager_manifest: r
                 .and_then(|o| o.imager_manifest.as_ref())
                 .is_some_and(|b| b.value),
+            base_url: r
+                .and_then(|o| o.base_url.as_ref())
+                .and_then(|u| ctx.check(&u.at, u.value.parse())),
         },
         name_at,
     )

@@ -54,6 +54,8 @@ pub(crate) fn ssh(ctx: &mut Ctx, raw: Option<&Located<RawSsh>>) -> SshSpec {
             permit_root_login: false,
             host_keys: HostKeys::Generate,
             extra: Vec::new(),
+            identity_file: None,
+            identities_only: false,
         };
     };
     let mut extra = Vec::new();
@@ -85,13 +87,61 @@ pub(crate) fn ssh(ctx: &mut Ctx, raw: Option<&Located<RawSsh>>) -> SshSpec {
         };
         extra.push((key.clone(), text));
     }
+    let identity_file = r.identity_file.as_ref().and_then(|i| {
+        ctx.check(&i.at, identity_file(&i.value))?;
+        Some(i.value.clone())
+    });
+    let identities_only = match (&r.identities_only, &identity_file) {
+        (Some(b), None) if b.value && r.identity_file.is_none() => {
+            ctx.problem(
+                &b.at,
+                "identities_only needs `identity_file`: the key to offer instead of all others",
+            );
+            false
+        }
+        (Some(b), _) => b.value,
+        (None, i) => i.is_some(),
+    };
     SshSpec {
         enable: flag(&r.enable, true),
         password_authentication: flag(&r.password_authentication, false),
         permit_root_login: flag(&r.permit_root_login, false),
         host_keys: r.host_keys.as_ref().map_or(HostKeys::Generate, |h| h.value),
         extra,
+        identity_file,
+        identities_only,
     }
+}
+
+/// Checks `ssh.identity_file`: a path on the operator's machine that `ssh_config`,
+/// Ansible and a shell all read the same way.
+fn identity_file(path: &str) -> Result<(), String> {
+    if !(path.starts_with("~/") || path.starts_with('/')) || path.len() < 3 {
+        return Err(format!(
+            "{path:?}: give the private key as `~/...` or an absolute path (a relative one would \
+             be relative to wherever ssh runs)"
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_control() || *c == '"' || *c == '\'')
+    {
+        return Err(format!(
+            "{path:?}: {c:?} cannot appear in an IdentityFile path"
+        ));
+    }
+    if path.contains('%') || path.contains("${") || path.contains("{{") || path.contains("{%") {
+        return Err(format!(
+            "{path:?}: `%`, `${{` and `{{{{` would be expanded by ssh or Ansible; give the path \
+             literally"
+        ));
+    }
+    if path.ends_with(".pub") {
+        return Err(format!(
+            "{path:?} is a public key: name the private key (the same path without .pub)"
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn hosts_extra(ctx: &mut Ctx, raw: Option<&Located<RawHosts>>) -> Vec<HostEntry> {

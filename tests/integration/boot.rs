@@ -293,11 +293,22 @@ fn check_running(c: &Case, ssh: &Ssh<'_>, node_disk_id: &str) {
     }
     // cloud-init finished without error (or is not installed), and nothing failed.
     if c.cloud_init {
-        // Exit 0 and `done`: 1 is an error, 2 a "recoverable" one (warnings, deprecated keys).
+        // `done` with no error. Exit 2 ("degraded done", recoverable errors) is accepted only
+        // for deprecations of the image's own datasource configuration: Ubuntu's `fs_label`
+        // (deprecated since cloud-init 24.3), which the official image ships.
         let status = ssh.run("cloud-init status --wait --long");
         let text = String::from_utf8_lossy(&status.stdout);
+        let recoverable: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("recoverable_errors:"))
+            .filter(|l| l.trim_start().starts_with("- "))
+            .collect();
+        let only_image_deprecations = status.status.code() == Some(2)
+            && recoverable.iter().all(|l| l.contains("fs_label"));
         assert!(
-            status.status.success() && text.contains("status: done"),
+            (status.status.success() || only_image_deprecations)
+                && text.contains("status: done")
+                && text.contains("errors: []"),
             "{name}: cloud-init ({}):\n{text}\n{}",
             status.status,
             ssh.ok("sudo -n grep -E 'WARNING|ERROR|Traceback|DEPRECAT' /var/log/cloud-init.log || true")
@@ -412,7 +423,7 @@ fn first_boot(flavour: Flavour) {
             handoff.display()
         ),
     );
-    // TEMP-HANDOFF std::fs::remove_dir_all(build.join("out")).unwrap();
+    std::fs::remove_dir_all(build.join("out")).unwrap();
     let _ = std::fs::remove_dir_all(&cache);
 
     // The disk is larger than the image, as a card is.
@@ -446,7 +457,7 @@ fn first_boot(flavour: Flavour) {
     );
     check_running(&c, &ssh, &node_id);
     check_grown(&c, &ssh, disk_bytes);
-    // TEMP-HANDOFF ansible_ping(&handoff, ssh.port, &key);
+    ansible_ping(&handoff, ssh.port, &key);
     let instance = c
         .cloud_init
         .then(|| ssh.ok("cat /var/lib/cloud/data/instance-id"));

@@ -247,12 +247,15 @@ fn operator_files_are_read_by_ssh_and_ansible() {
         let key = ed25519(name, &mut derived_rng(b"s", "ssh-host-ed25519", name)).unwrap();
         ClusterNode {
             name: name.into(),
+            hostname: name.into(),
             fqdn: Some(format!("{name}.lab.example")),
             address: Some(addr.into()),
             role: role.into(),
             host_key: Some(key.public_key),
             user: Some("alice".into()),
             proxy_jump: jump.map(str::to_owned),
+            identity_file: None,
+            identities_only: false,
         }
     };
     let nodes = vec![

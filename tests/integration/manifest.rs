@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use piimage::output::manifest::{
-    FileDigest, ImageEntry, Manifest, arm64_devices, manifest, path_from_file_uri, release_date,
+    FileDigest, ImageEntry, Manifest, arm64_devices, file_uri, manifest, path_from_file_uri,
+    release_date,
 };
 use sha2::{Digest, Sha256};
 
@@ -16,7 +17,7 @@ use sha2::{Digest, Sha256};
 const VALIDATE: &str = "import json,jsonschema,sys; \
                         jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))";
 
-fn schema_path() -> PathBuf {
+pub(crate) fn schema_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpi-imager/os-list-schema.json")
 }
 
@@ -35,7 +36,7 @@ fn python(args: &[&std::ffi::OsStr]) -> Output {
 
 /// Runs the validator; `Ok` if the manifest is valid, else `Err(stderr)`. Panics unless the
 /// failure is a `jsonschema` `ValidationError`, so a broken setup cannot pass a negative test.
-fn validate(manifest: &Path, schema: &Path) -> Result<(), String> {
+pub(crate) fn validate(manifest: &Path, schema: &Path) -> Result<(), String> {
     let out = python(&[
         "-c".as_ref(),
         VALIDATE.as_ref(),
@@ -108,14 +109,13 @@ fn build() -> Build {
         };
         let mut entry = ImageEntry::customised(
             format!("cluster {stem}"),
-            &image,
+            file_uri(&image).unwrap(),
             download.clone(),
             extract.clone(),
             release_date(1_776_038_400),
-        )
-        .unwrap();
+        );
         if let Some(bmap) = &bmap {
-            entry = entry.with_bmap(bmap).unwrap();
+            entry = entry.with_bmap(file_uri(bmap).unwrap());
         }
         entries.push(entry);
         files.push(NodeFiles {
@@ -141,7 +141,7 @@ fn write(out: &Path, stem: &str, value: &impl serde::Serialize) -> PathBuf {
 
 /// The published schema with `imager.devices` added (an array of `{name, description, icon,
 /// tags, matching_type}`), the one key Imager reads there that the schema predates.
-fn schema_with_imager_devices(out: &Path) -> PathBuf {
+pub(crate) fn schema_with_imager_devices(out: &Path) -> PathBuf {
     let mut schema: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(schema_path()).unwrap()).unwrap();
     schema["properties"]["imager"]["properties"]["devices"] = serde_json::json!({

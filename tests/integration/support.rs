@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use sha2::Digest as _;
+
 /// Runs `cmd` with `args`, with /usr/sbin on PATH; panics with its output if it cannot start.
 pub fn run(cmd: &str, args: &[&str]) -> Output {
     let path = format!(
@@ -140,4 +142,31 @@ pub fn debugfs_exists(img: &Path, offset: u64, path: &str) -> bool {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "debugfs failed: {err}");
     !err.contains("File not found by ext2_lookup")
+}
+
+/// Every regular file under `dir` (recursively) by relative path, with the sha256 of its bytes
+/// (its text instead, for a small UTF-8 file, so a difference shows); sorted, so two trees
+/// compare with `assert_eq!`.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let bytes = std::fs::read(&p).unwrap();
+                let shown = match String::from_utf8(bytes) {
+                    Ok(text) if text.len() < 64 * 1024 => text,
+                    Ok(text) => hex::encode(sha2::Sha256::digest(text.as_bytes())),
+                    Err(e) => hex::encode(sha2::Sha256::digest(e.as_bytes())),
+                };
+                out.insert(rel, shown);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }

@@ -149,6 +149,7 @@ pub(crate) struct RawOutput {
     pub medium: Option<Located<Medium>>,
     pub size: Option<Located<String>>,
     pub imager_manifest: Option<Located<bool>>,
+    pub base_url: Option<Located<String>>,
 }
 merge_struct!(RawOutput {
     dir,
@@ -156,7 +157,8 @@ merge_struct!(RawOutput {
     formats,
     medium,
     size,
-    imager_manifest
+    imager_manifest,
+    base_url
 });
 
 /// `build` (replaced as a whole).

@@ -164,13 +164,17 @@ pub(crate) struct RawSsh {
     pub permit_root_login: Option<Located<bool>>,
     pub host_keys: Option<Located<HostKeys>>,
     pub extra: Option<Located<BTreeMap<String, Located<Value>>>>,
+    pub identity_file: Option<Located<String>>,
+    pub identities_only: Option<Located<bool>>,
 }
 merge_struct!(RawSsh {
     enable,
     password_authentication,
     permit_root_login,
     host_keys,
-    extra
+    extra,
+    identity_file,
+    identities_only
 });
 
 /// `hosts`.

@@ -110,6 +110,9 @@ pub struct OutputSpec {
     pub size: Option<u64>,
     /// Also write a Raspberry Pi Imager `os_list` manifest.
     pub imager_manifest: bool,
+    /// Where the manifest's images will be served from (`BASE/NAME` URLs); `None`: relative
+    /// references.
+    pub base_url: Option<crate::output::manifest::BaseUrl>,
 }
 
 impl OutputSpec {

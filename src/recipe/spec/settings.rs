@@ -165,6 +165,12 @@ pub struct SshSpec {
     pub host_keys: HostKeys,
     /// Extra `Keyword value` lines for the drop-in, sorted by keyword.
     pub extra: Vec<(String, String)>,
+    /// The operator's private key for logging in (`~/…` or absolute, a path on the operator's
+    /// machine, never read by piimage): `IdentityFile` in `ssh_config`,
+    /// `ansible_ssh_private_key_file` in the inventory.
+    pub identity_file: Option<String>,
+    /// Offer only that key (`IdentitiesOnly yes`); default true when `identity_file` is set.
+    pub identities_only: bool,
 }
 
 /// IPv6 configuration mode.

@@ -81,6 +81,36 @@ fn cases() -> Vec<Case> {
             "bool",
         ),
         case(
+            "issue10 identity_file relative",
+            "nodes: [{ name: n1 }]\nssh:\n  identity_file: keys/id_ed25519 #<\n",
+            "ssh.identity_file",
+            "`~/...` or an absolute path",
+        ),
+        case(
+            "issue10 identity_file is a public key",
+            "nodes: [{ name: n1 }]\nssh:\n  identity_file: ~/.ssh/id_ed25519.pub #<\n",
+            "ssh.identity_file",
+            "is a public key",
+        ),
+        case(
+            "issue10 identity_file with an Ansible template",
+            "nodes: [{ name: n1 }]\nssh:\n  identity_file: \"~/{{ k }}\" #<\n",
+            "ssh.identity_file",
+            "would be expanded",
+        ),
+        case(
+            "issue10 identities_only without a key",
+            "nodes: [{ name: n1 }]\nssh:\n  identities_only: true #<\n",
+            "ssh.identities_only",
+            "needs `identity_file`",
+        ),
+        case(
+            "issue10 base_url not a URL",
+            "nodes: [{ name: n1 }]\noutput:\n  base_url: downloads/pico #<\n",
+            "output.base_url",
+            "starts with https://",
+        ),
+        case(
             "bad type: mapping for a list",
             "nodes: [{ name: n1 }]\nusers: { name: alice } #<\n",
             "users",
