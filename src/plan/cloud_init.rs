@@ -48,7 +48,9 @@ pub struct SeedSpec {
     /// Users.
     pub users: Vec<UserSpec>,
     /// Allow SSH password logins.
-    pub ssh_pwauth: bool,
+    /// `None` leaves sshd's password setting to what is baked (cloud-init would rewrite it and
+    /// restart sshd in the middle of the first boot).
+    pub ssh_pwauth: Option<bool>,
     /// Time zone.
     pub timezone: Option<String>,
     /// Locale.
@@ -67,7 +69,9 @@ pub fn user_data(spec: &SeedSpec) -> String {
         s.push_str(&format!("fqdn: {}\n", q(f)));
     }
     s.push_str("manage_etc_hosts: false\n");
-    s.push_str(&format!("ssh_pwauth: {}\n", spec.ssh_pwauth));
+    if let Some(pw) = spec.ssh_pwauth {
+        s.push_str(&format!("ssh_pwauth: {pw}\n"));
+    }
     if let Some(tz) = &spec.timezone {
         s.push_str(&format!("timezone: {}\n", q(tz)));
     }

@@ -424,7 +424,8 @@ pub fn plan_node(
                 hostname: node.hostname.clone(),
                 fqdn: node.fqdn.clone(),
                 users: users.clone(),
-                ssh_pwauth: node.ssh.password_authentication,
+                ssh_pwauth: Some(node.ssh.password_authentication)
+                    .filter(|_| mode != rs::CloudInitMode::Bake),
                 // In bake mode, baked settings are not repeated: cloud-init would apply them again on first
                 // boot (and fail the boot if, say, the image lacked the time zone).
                 timezone: node

@@ -303,15 +303,17 @@ fn check_running(c: &Case, ssh: &Ssh<'_>, node_disk_id: &str) {
             .skip_while(|l| !l.starts_with("recoverable_errors:"))
             .filter(|l| l.trim_start().starts_with("- "))
             .collect();
-        let only_image_deprecations = status.status.code() == Some(2)
-            && recoverable.iter().all(|l| l.contains("fs_label"));
+        let only_image_deprecations =
+            status.status.code() == Some(2) && recoverable.iter().all(|l| l.contains("fs_label"));
         assert!(
             (status.status.success() || only_image_deprecations)
                 && text.contains("status: done")
                 && text.contains("errors: []"),
             "{name}: cloud-init ({}):\n{text}\n{}",
             status.status,
-            ssh.ok("sudo -n grep -E 'WARNING|ERROR|Traceback|DEPRECAT' /var/log/cloud-init.log || true")
+            ssh.ok(
+                "sudo -n grep -E 'WARNING|ERROR|Traceback|DEPRECAT' /var/log/cloud-init.log || true"
+            )
         );
     } else {
         assert!(!ssh.run("command -v cloud-init").status.success());

@@ -197,7 +197,7 @@ fn cloud_init_schema_accepts_our_user_data() {
             },
             UserSpec { name: "ops".into(), shell: "/bin/sh".into(), sudo: Sudo::None, ..UserSpec::default() },
         ],
-        ssh_pwauth: false,
+        ssh_pwauth: Some(false),
         timezone: Some("Europe/London".into()),
         locale: Some("en_GB.UTF-8".into()),
         keyboard: Some("gb".into()),

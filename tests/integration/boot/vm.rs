@@ -212,6 +212,28 @@ impl Ssh<'_> {
     }
 }
 
+impl Ssh<'_> {
+    /// Waits until the first boot has settled: systemd reached its final state and cloud-init
+    /// (where installed) finished. SSH answers before that, and a boot stage may restart sshd,
+    /// so a dropped connection is retried for a while.
+    pub fn settle(&self) {
+        let script = "systemctl is-system-running --wait >/dev/null 2>&1; \
+                      if command -v cloud-init >/dev/null; then cloud-init status --wait >/dev/null 2>&1; fi; \
+                      echo settled";
+        for _ in 0..24 {
+            let out = self.run(script);
+            if String::from_utf8_lossy(&out.stdout).contains("settled") {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        panic!(
+            "{}: the boot did not settle (no SSH session lasted)",
+            self.node
+        );
+    }
+}
+
 /// What waiting for SSH ended with.
 pub enum Reached {
     /// The node answered with the expected host key and accepted the key.
@@ -230,6 +252,7 @@ pub fn wait_for_ssh(vm: &mut Vm, ssh: &Ssh<'_>, limit: Duration) -> Reached {
         }
         let out = ssh.run("true");
         if out.status.success() {
+            ssh.settle();
             return Reached::Ready;
         }
         let err = String::from_utf8_lossy(&out.stderr);
