@@ -12,6 +12,7 @@ pub mod hosts;
 pub mod network;
 pub mod node;
 pub mod profile;
+pub mod redact;
 pub mod ssh;
 pub mod system;
 pub mod units;
