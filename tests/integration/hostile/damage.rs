@@ -178,3 +178,21 @@ fn issue15_a_looping_cmdline_chain_is_refused_before_anything_is_written() {
     assert_eq!(files(&d.join("out")), Vec::<String>::new());
     assert_eq!(sha256(&d.join("base.img")), before);
 }
+
+#[test]
+fn issue15_a_file_block_freed_with_a_valid_bitmap_checksum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
+    let off = fixtures::info(Fixture::RaspiosBookworm).root.offset();
+    // The first block of a file, as debugfs lists it; `freeb` keeps the checksum valid.
+    let blocks = crate::support::debugfs(&raw, off, "blocks /usr/share/misc/pci.ids");
+    let block: u64 = blocks.split_whitespace().next().unwrap().parse().unwrap();
+    damaged_base(d, &[&format!("freeb {block}")], "");
+    refused(
+        d,
+        &[&format!(
+            "its data uses block {block}, which the block bitmap marks free"
+        )],
+    );
+}
