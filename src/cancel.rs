@@ -16,10 +16,46 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
-/// The first signal received (0 before any).
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-/// How many [`Polling`] guards are alive.
-static POLLING: AtomicUsize = AtomicUsize::new(0);
+/// The signals received and the polling sections alive.
+#[derive(Debug)]
+struct State {
+    /// The first signal received (0 before any).
+    signal: AtomicI32,
+    /// How many [`Polling`] guards are alive.
+    polling: AtomicUsize,
+}
+
+impl State {
+    const fn new() -> Self {
+        Self {
+            signal: AtomicI32::new(0),
+            polling: AtomicUsize::new(0),
+        }
+    }
+
+    fn on_signal(&self, signal: i32) -> OnSignal {
+        let first = self
+            .signal
+            .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if first && self.polling.load(Ordering::SeqCst) > 0 {
+            OnSignal::Stop
+        } else {
+            OnSignal::Exit(self.exit_status().unwrap_or(128 + signal))
+        }
+    }
+
+    fn exit_status(&self) -> Option<i32> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(128 + s),
+        }
+    }
+}
+
+static STATE: State = State::new();
+
+static FLAG: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 /// Alive while the code that holds it polls [`check`] and cleans up when interrupted.
 #[must_use = "the guard marks the section it lives in"]
@@ -28,13 +64,13 @@ pub struct Polling(());
 
 impl Drop for Polling {
     fn drop(&mut self) {
-        POLLING.fetch_sub(1, Ordering::SeqCst);
+        STATE.polling.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// Marks a polling section until the guard is dropped.
 pub fn polling() -> Polling {
-    POLLING.fetch_add(1, Ordering::SeqCst);
+    STATE.polling.fetch_add(1, Ordering::SeqCst);
     Polling(())
 }
 
@@ -47,30 +83,19 @@ pub enum OnSignal {
     Exit(i32),
 }
 
-/// Records `signal` and says what to do: stop through the flag when it is the first signal and
-/// a polling section is alive, else exit at once.
+/// Records `signal`, asks the work to stop ([`request`]) and says what else to do: nothing
+/// more when it is the first signal and a polling section is alive, else exit at once.
 pub fn on_signal(signal: i32) -> OnSignal {
-    let first = SIGNAL
-        .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
-        .is_ok();
+    let what = STATE.on_signal(signal);
     request();
-    if first && POLLING.load(Ordering::SeqCst) > 0 {
-        OnSignal::Stop
-    } else {
-        OnSignal::Exit(exit_status().unwrap_or(128 + signal))
-    }
+    what
 }
 
 /// 128 + the first signal received, as shells report a process a signal ended; `None` before
 /// any signal.
 pub fn exit_status() -> Option<i32> {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        s => Some(128 + s),
-    }
+    STATE.exit_status()
 }
-
-static FLAG: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 /// The process-wide cancellation flag, for a signal handler to set.
 pub fn flag() -> Arc<AtomicBool> {
@@ -110,15 +135,19 @@ mod tests {
 
     #[test]
     fn issue15_signals_exit_at_once_unless_a_section_polls() {
-        // One test: the state is process-wide.
-        assert_eq!(exit_status(), None);
-        let guard = polling();
-        assert_eq!(on_signal(15), OnSignal::Stop);
-        assert!(is_requested());
-        assert_eq!(exit_status(), Some(143));
+        // A state of its own: the process-wide one would interrupt the other tests.
+        let st = State::new();
+        assert_eq!(st.exit_status(), None);
+        assert_eq!(
+            st.on_signal(2),
+            OnSignal::Exit(130),
+            "nothing polls: exit at once"
+        );
+        let st = State::new();
+        st.polling.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(st.on_signal(15), OnSignal::Stop);
+        assert_eq!(st.exit_status(), Some(143));
         // A second signal ends the process, with the first one's status.
-        assert_eq!(on_signal(2), OnSignal::Exit(143));
-        drop(guard);
-        assert_eq!(POLLING.load(Ordering::SeqCst), 0);
+        assert_eq!(st.on_signal(2), OnSignal::Exit(143));
     }
 }

@@ -13,6 +13,7 @@ use piimage::fs::ext4::Ext4Reader;
 use piimage::fs::fat::FatReader;
 use piimage::inspect::human_bytes;
 use piimage::ops::{FileOp, Part, apply_text_edit};
+use piimage::plan::redact::redact;
 
 use super::progress::Bars;
 use super::{GlobalArgs, RecipeArgs};
@@ -23,7 +24,8 @@ use super::{GlobalArgs, RecipeArgs};
 The recipe is first checked against the base image (time zone, locale, keyboard layout,
 dtoverlay= files), as build does. Then, for every node: each file the build would write,
 change, link or remove (partition, path, mode, owner, size), and a diff for every edit of an
-existing text file (cmdline.txt's diff shows its final line). The base image is
+existing text file (cmdline.txt's diff shows its final line; password hashes, Wi-Fi PSKs,
+passwords, tokens and private keys are shown as markers that change when they do). The base image is
 resolved (downloaded or decompressed into the cache if needed) and read, never written; no
 output is produced. Without a recipe seed, generated keys and hashes differ between runs.")]
 pub struct PlanArgs {
@@ -228,7 +230,9 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             if let (Some(before), Some(after)) = (&t.before, &t.after)
                 && before != after
             {
-                diff(before, after, &mut text);
+                // Secrets are shown as markers that change when they do (see plan::redact).
+                let (before, after) = (redact(&t.path, before), redact(&t.path, after));
+                diff(&before, &after, &mut text);
             }
         }
         println!("{text}");

@@ -107,7 +107,7 @@ pub fn build_node(
     let mut raw_method = None;
     if want_raw {
         let dest = dir.join(OutputSpec::image_file_name(node.name(), Compression::None));
-        let partial = PartialFile::create(&dest)?;
+        let partial = PartialFile::create_private(&dest)?;
         if let Some(base) = cache.base_file() {
             let m = clone_and_patch(base, partial.file(), node.disk(), node.changed_blocks())
                 .map_err(|e| OutputError::file("writing", &dest, e))?;
@@ -128,7 +128,7 @@ pub fn build_node(
             continue;
         }
         let dest = dir.join(OutputSpec::image_file_name(node.name(), format));
-        let partial = PartialFile::create(&dest)?;
+        let partial = PartialFile::create_private(&dest)?;
         let file = partial
             .file()
             .try_clone()

@@ -32,6 +32,20 @@ impl PartialFile {
     /// # Errors
     /// The directory is missing or not writable.
     pub fn create(dest: &Path) -> Result<Self, OutputError> {
+        Self::create_with_mode(dest, 0o644)
+    }
+
+    /// Starts writing `dest`, a file that holds secrets (a node image: its host private keys
+    /// and password hashes): mode 0600 from its creation on, as `coreos-installer` creates
+    /// images; the owner can widen it if the images must be shared.
+    ///
+    /// # Errors
+    /// The directory is missing or not writable.
+    pub fn create_private(dest: &Path) -> Result<Self, OutputError> {
+        Self::create_with_mode(dest, 0o600)
+    }
+
+    fn create_with_mode(dest: &Path, mode: u32) -> Result<Self, OutputError> {
         let dir = parent_dir(dest);
         let name = dest
             .file_name()
@@ -40,7 +54,7 @@ impl PartialFile {
             .into_owned();
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}{PARTIAL_INFIX}"))
-            .permissions(file_permissions())
+            .permissions(file_permissions(mode))
             .tempfile_in(dir)
             .map_err(|e| OutputError::file("creating a temporary file for", dest, e))?;
         Ok(Self {
@@ -144,9 +158,9 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-fn file_permissions() -> fs::Permissions {
+fn file_permissions(mode: u32) -> fs::Permissions {
     use std::os::unix::fs::PermissionsExt as _;
-    fs::Permissions::from_mode(0o644)
+    fs::Permissions::from_mode(mode)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod image_checks;
 pub mod network;
 pub mod node;
 pub mod profile;
+pub mod redact;
 pub mod ssh;
 pub mod system;
 pub mod units;

@@ -33,6 +33,17 @@ pub fn authorized_key(line: &str) -> Result<String, String> {
     }
 }
 
+/// `e` without the quoted line [`authorized_key`] includes.
+fn unquoted(e: &str) -> String {
+    match e.split_once("): \"") {
+        Some((reason, _)) => format!(
+            "{reason}); the line is not shown (a key file must hold public keys only; is this \
+             file a secret?)"
+        ),
+        None => e.to_owned(),
+    }
+}
+
 /// The key lines of an `authorized_keys`-style text (blank lines and `#` comments skipped),
 /// each with its 1-based line number, or the first bad line's number and reason.
 pub fn authorized_keys_text(text: &str) -> Result<Vec<String>, (usize, String)> {
@@ -42,7 +53,8 @@ pub fn authorized_keys_text(text: &str) -> Result<Vec<String>, (usize, String)> 
         if t.is_empty() || t.starts_with('#') {
             continue;
         }
-        keys.push(authorized_key(t).map_err(|e| (i + 1, e))?);
+        // A file given as a key file may be a secret named by mistake: never quote it.
+        keys.push(authorized_key(t).map_err(|e| (i + 1, unquoted(&e)))?);
     }
     Ok(keys)
 }

@@ -67,6 +67,19 @@ pub(crate) fn load_chain(path: &Path) -> Result<Loaded, RecipeError> {
                     format!("cannot read: {}", io_reason(&e)),
                 ))
             })?;
+        if let Some(ext) = &via
+            && !looks_like_a_mapping(&text)
+        {
+            // Most likely a secret named by mistake: say so without quoting a byte of it.
+            return Err(RecipeError::one(Problem::at(
+                &ext.at,
+                format!(
+                    "{} is not a recipe: its top level is not a YAML mapping (its content is not \
+                     shown, in case it is a secret)",
+                    file.display()
+                ),
+            )));
+        }
         let recipe = parse(&text, &file)?;
         if let Some(ext) = &recipe.extends {
             let parent_dir = file.parent().unwrap_or(Path::new(""));
@@ -92,6 +105,20 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
         Some(i) => s[..i].to_owned(),
         None => s,
     }
+}
+
+/// True when the first line of `text` that is not blank, a comment or a document marker starts
+/// a block mapping (`key:`) or a flow mapping (`{`): what any recipe looks like.
+fn looks_like_a_mapping(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && *l != "---" && !l.starts_with('%'))
+        .is_some_and(|l| {
+            l.starts_with('{')
+                || l.split_once(':').is_some_and(|(k, rest)| {
+                    !k.is_empty() && !k.contains(' ') && (rest.is_empty() || rest.starts_with(' '))
+                })
+        })
 }
 
 /// Parses one recipe file's text; `file` names it in errors and origins.

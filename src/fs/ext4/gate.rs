@@ -80,6 +80,16 @@ pub enum GateError {
         /// What is wrong.
         why: String,
     },
+    /// An inode claims blocks the bitmaps do not account for.
+    #[error(
+        "the ext4 filesystem is damaged: inode {ino}: {why}; run `e2fsck -f` on the image first"
+    )]
+    Inode {
+        /// The inode number.
+        ino: u64,
+        /// What is wrong.
+        why: String,
+    },
     /// The superblock could not be read or decoded.
     #[error(transparent)]
     Superblock(#[from] Ext4Error),

@@ -9,6 +9,7 @@
 
 pub mod allocation;
 pub mod bitmap;
+pub mod claims;
 pub mod features;
 pub mod gate;
 pub mod group_desc;

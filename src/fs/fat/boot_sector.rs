@@ -12,6 +12,9 @@ pub enum FatError {
     /// Reading failed.
     #[error("reading the FAT filesystem: {0}")]
     Io(#[from] std::io::Error),
+    /// The allocation table is damaged (a chain loops, is cross-linked or leaves the volume).
+    #[error("the FAT boot filesystem is damaged: {0}; run `fsck.fat` on the partition first")]
+    Damaged(String),
     /// The FAT library reported an error.
     #[error("FAT error at {path}: {detail}")]
     Library {

@@ -4,6 +4,7 @@
 //! boot partitions are FAT32 (`mkfs.fat -F 32`, 512-byte sectors, 1 or 4 sectors per cluster).
 
 pub mod boot_sector;
+pub mod chains;
 pub mod read;
 pub mod table;
 pub mod write;

@@ -34,6 +34,7 @@ impl<D: Read + Seek> FatReader<D> {
         data.seek(std::io::SeekFrom::Start(0))?;
         data.read_exact(&mut sector)?;
         let boot = BootSector::from_bytes(&sector)?;
+        super::chains::check_chains(&mut data, &super::table::FatLayout::new(&boot))?;
         data.seek(std::io::SeekFrom::Start(0))?;
         let volume = FatVolume::open(data).map_err(|e| lib_err("/", e))?;
         Ok(Self { volume, boot })

@@ -65,7 +65,7 @@ impl FatLayout {
 }
 
 /// Decodes entry `n` of a FAT whose bytes start at `fat` (which must hold it).
-fn entry(fat_type: FatType, fat: &[u8], n: usize) -> u32 {
+pub(super) fn entry(fat_type: FatType, fat: &[u8], n: usize) -> u32 {
     match fat_type {
         FatType::Fat12 => {
             let o = n + n / 2;

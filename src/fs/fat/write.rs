@@ -72,7 +72,13 @@ impl<D: Read + Write + Seek> std::fmt::Debug for FatWriter<D> {
 impl<D: Read + Write + Seek> FatWriter<D> {
     /// Opens the volume at the start of `data`; new and changed entries get time `epoch`
     /// (seconds since 1970, UTC).
-    pub fn open(data: D, epoch: u64) -> Result<Self, FatError> {
+    pub fn open(mut data: D, epoch: u64) -> Result<Self, FatError> {
+        let mut sector = [0u8; 512];
+        data.seek(std::io::SeekFrom::Start(0))?;
+        data.read_exact(&mut sector)?;
+        let boot = super::boot_sector::BootSector::from_bytes(&sector)?;
+        super::chains::check_chains(&mut data, &super::table::FatLayout::new(&boot))?;
+        data.seek(std::io::SeekFrom::Start(0))?;
         // hadris-fat keeps a `&'static` clock; one small allocation per opened volume.
         let clock: &'static FixedClock = Box::leak(Box::new(FixedClock(fat_time(epoch))));
         let volume = FatVolume::builder(data)

@@ -117,3 +117,82 @@ fn issue15_a_block_bitmap_freeing_metadata_is_refused_even_with_a_valid_checksum
         )],
     );
 }
+
+#[test]
+fn issue15_a_looping_cmdline_chain_is_refused_before_anything_is_written() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
+    let info = fixtures::info(Fixture::RaspiosBookworm);
+    let off = info.boot.start_sector * 512;
+    sh(d, &format!("cp --sparse=always {} base.img", raw.display()));
+    // cmdline.txt's first cluster, as mtools reports it (`::/cmdline.txt <136>`).
+    let shown = run_ok(
+        "mshowfat",
+        &[
+            "-i",
+            &format!("{}@@{off}", d.join("base.img").display()),
+            "::/cmdline.txt",
+        ],
+    );
+    let cluster: u32 = shown
+        .split(['<', '>', '-'])
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Its FAT32 entry (both copies) now points back at itself.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(d.join("base.img"))
+        .unwrap();
+    let mut bs = [0u8; 512];
+    f.seek(SeekFrom::Start(off)).unwrap();
+    f.read_exact(&mut bs).unwrap();
+    let reserved = u64::from(u16::from_le_bytes([bs[14], bs[15]]));
+    let fat_len = u64::from(u32::from_le_bytes([bs[36], bs[37], bs[38], bs[39]])) * 512;
+    for copy in 0..u64::from(bs[16]) {
+        f.seek(SeekFrom::Start(
+            off + reserved * 512 + copy * fat_len + 4 * u64::from(cluster),
+        ))
+        .unwrap();
+        f.write_all(&cluster.to_le_bytes()).unwrap();
+    }
+    drop(f);
+    let part = d.join("p1.img");
+    crate::support::copy_range(&d.join("base.img"), off, info.boot.sectors * 512, &part);
+    let fsck = run("fsck.fat", &["-n", part.to_str().unwrap()]);
+    assert_ne!(fsck.status.code(), Some(0), "fsck.fat -n accepts the loop");
+    let before = sha256(&d.join("base.img"));
+    let r = recipe(d, "boot: { cmdline: { add: [quiet] } }\n");
+    fails_with(
+        &piimage(d, &["build", r.to_str().unwrap()]),
+        &[
+            &format!("the chain through cluster {cluster} loops back on itself"),
+            "run `fsck.fat` on the partition first",
+        ],
+    );
+    assert_eq!(files(&d.join("out")), Vec::<String>::new());
+    assert_eq!(sha256(&d.join("base.img")), before);
+}
+
+#[test]
+fn issue15_a_file_block_freed_with_a_valid_bitmap_checksum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
+    let off = fixtures::info(Fixture::RaspiosBookworm).root.offset();
+    // The first block of a file, as debugfs lists it; `freeb` keeps the checksum valid.
+    let blocks = crate::support::debugfs(&raw, off, "blocks /usr/share/misc/pci.ids");
+    let block: u64 = blocks.split_whitespace().next().unwrap().parse().unwrap();
+    damaged_base(d, &[&format!("freeb {block}")], "");
+    refused(
+        d,
+        &[&format!(
+            "its data uses block {block}, which the block bitmap marks free"
+        )],
+    );
+}

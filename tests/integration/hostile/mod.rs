@@ -5,6 +5,7 @@ mod damage;
 mod limits;
 mod links;
 mod partitions;
+mod secrets;
 mod signals;
 
 use std::path::{Path, PathBuf};

@@ -135,6 +135,7 @@ impl<S: Storage + 'static> Ext4Writer<S> {
     /// the first operation.
     pub fn open(window: Window<S>, opts: WriteOptions) -> Result<Self, RootFsError> {
         let sb = check_writable(&window)?;
+        super::claims::check_claims(&window, &sb)?;
         let window = Arc::new(window);
         let dev: Arc<dyn fs_ext4::block_io::BlockDevice> =
             Arc::new(WindowDevice::new(Arc::clone(&window)));

@@ -1,0 +1,122 @@
+//! Secrets (case 8): `plan` shows markers instead of secrets; errors never quote a key or
+//! secret file; node images are created 0600.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use xtask::fixtures::{self, Fixture, Format};
+
+use super::{fails_with, piimage};
+use crate::support::sh;
+
+fn trixie_recipe(dir: &Path) {
+    let raw = fixtures::fixture_path(Fixture::RaspiosTrixie, Format::Raw).unwrap();
+    sh(
+        dir,
+        &format!("cp --sparse=always {} base.img", raw.display()),
+    );
+    std::fs::write(dir.join("psk.txt"), "correct-horse-battery\n").unwrap();
+    std::fs::write(dir.join("pw.txt"), "hunter2hunter2\n").unwrap();
+    std::fs::write(
+        dir.join("r.yaml"),
+        "cluster: { name: lab }\nbase: { path: base.img }\nnodes: [{ name: n1 }]\n\
+         output: { dir: out, formats: [img, img.zst] }\nseed: fixed-for-the-test\n\
+         users: [{ name: alice, password: { file: pw.txt } }]\n\
+         network:\n  interfaces:\n    wlan0:\n      wifi: { ssid: home, passphrase: { file: psk.txt }, country: GB }\n\
+         cloud_init: { mode: both }\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn issue15_plan_shows_markers_not_psks_or_password_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    trixie_recipe(dir.path());
+    let out = piimage(dir.path(), &["plan", "r.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines().filter(|l| l.trim_start().starts_with('+')) {
+        assert!(
+            !line.contains("$y$") && !line.contains("$6$"),
+            "hash shown: {line}"
+        );
+        let l = line.trim_start_matches([' ', '+']);
+        if let Some(v) = l
+            .strip_prefix("password:")
+            .or_else(|| l.strip_prefix("psk="))
+        {
+            assert!(
+                v.trim().starts_with("<password, redacted") || v.starts_with("<psk, redacted"),
+                "{line}"
+            );
+        }
+    }
+    assert!(
+        text.contains("+ alice:<password hash, redacted, sha256 "),
+        "{text}"
+    );
+    assert!(
+        text.contains("password: <password, redacted, sha256 "),
+        "{text}"
+    );
+    assert!(!text.contains("correct-horse-battery") && !text.contains("hunter2"));
+}
+
+#[test]
+fn issue15_node_images_are_created_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    trixie_recipe(dir.path());
+    let out = piimage(dir.path(), &["build", "r.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["lab-n1.img", "lab-n1.img.zst"] {
+        let mode = std::fs::metadata(dir.path().join("out").join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}: {mode:o}");
+    }
+}
+
+#[test]
+fn issue15_errors_never_quote_a_secret_used_as_a_key_file_or_a_parent_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("base.img"), b"").unwrap();
+    std::fs::write(d.join("secret.txt"), "my-wifi-passphrase-123\n").unwrap();
+    std::fs::write(
+        d.join("k.yaml"),
+        "cluster: { name: lab }\nbase: { path: base.img }\nnodes: [{ name: n1 }]\nusers: [{ name: alice, ssh_authorized_keys: [{ file: secret.txt }] }]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("e.yaml"),
+        "extends: secret.txt\ncluster: { name: lab }\n",
+    )
+    .unwrap();
+    let err = fails_with(
+        &piimage(d, &["validate", "k.yaml"]),
+        &[
+            "secret.txt line 1: not an OpenSSH public key",
+            "the line is not shown",
+        ],
+    );
+    assert!(!err.contains("passphrase-123"), "{err}");
+    let err = fails_with(
+        &piimage(d, &["validate", "e.yaml"]),
+        &[
+            "e.yaml:1:10",
+            "secret.txt is not a recipe",
+            "content is not shown",
+        ],
+    );
+    assert!(!err.contains("passphrase-123"), "{err}");
+}
