@@ -528,3 +528,27 @@ fn cluster_node(
         identities_only: n.ssh.identities_only,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_split_round_robin() {
+        let s: Shard = "2/4".parse().unwrap();
+        assert_eq!(s, Shard { index: 2, count: 4 });
+        assert_eq!(s.to_string(), "2/4");
+        let members: Vec<usize> = (0..10).filter(|&i| s.contains(i)).collect();
+        assert_eq!(members, [1, 5, 9]);
+        // Every position is in exactly one shard.
+        for i in 0..10 {
+            let owners = (1..=4)
+                .filter(|&k| Shard { index: k, count: 4 }.contains(i))
+                .count();
+            assert_eq!(owners, 1, "{i}");
+        }
+        for bad in ["0/4", "5/4", "1", "a/b", "1/0", "-1/4", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}

@@ -65,9 +65,9 @@ pub fn seed_id(seed: &[u8]) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-/// One node's record.
+/// One node's record. Unknown fields are ignored when reading: later versions may add fields
+/// without changing [`RECORD_FORMAT`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NodeRecord {
     /// [`RECORD_FORMAT`].
     pub piimage_record: u32,
@@ -84,7 +84,6 @@ pub struct NodeRecord {
 
 /// A built node's images.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ImageRecord {
     /// Size of the uncompressed image in bytes.
     pub size: u64,
@@ -99,7 +98,6 @@ pub struct ImageRecord {
 
 /// One output file of a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileRecord {
     /// File name in the output directory.
     pub name: String,

@@ -355,6 +355,33 @@ fn issue10_four_shards_and_merge_equal_one_build() {
         assert_eq!(read(&whole, f), read(&together, f), "{f}");
     }
 
+    // Served over HTTPS: --base-url puts every URL under it (and changes nothing else).
+    ok(
+        &piimage_in(
+            root.path(),
+            &[
+                "merge",
+                together.to_str().unwrap(),
+                "--base-url",
+                "https://dl.example/pico/v1/",
+            ],
+            &[],
+        ),
+        "merge --base-url",
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&read(&together, "pico.rpi-imager-manifest")).unwrap();
+    let entries = m["os_list"].as_array().unwrap();
+    assert_eq!(entries.len(), 8);
+    for e in entries {
+        for key in ["url", "bmap_url"] {
+            let url = e[key].as_str().unwrap();
+            let name = url.strip_prefix("https://dl.example/pico/v1/").unwrap();
+            assert!(together.join(name).is_file(), "{url}");
+        }
+    }
+    assert_eq!(read(&whole, "ssh_config"), read(&together, "ssh_config"));
+
     // Another seed: refused by merge and by a build into the same directory.
     let other = root.path().join("other-seed");
     build(
