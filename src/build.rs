@@ -113,6 +113,8 @@ pub struct BuildReport {
     pub nodes: Vec<NodeOutputs>,
     /// Cluster files written.
     pub cluster_files: Vec<PathBuf>,
+    /// Damage in the base worked around (a bad GPT copy when the other one was valid).
+    pub warnings: Vec<String>,
 }
 
 /// The base image, opened and understood once per build.
@@ -421,6 +423,7 @@ pub fn build(
         dir,
         nodes: outputs,
         cluster_files,
+        warnings: base.layout.table.warnings.clone(),
     })
 }
 

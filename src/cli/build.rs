@@ -63,6 +63,9 @@ pub fn run(args: &BuildArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     };
     let report = build(&resolved, &cache, &opts, &bars)
         .with_context(|| format!("building {}", args.recipe.recipe.display()))?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if !global.quiet {
         println!(
             "wrote {} node image(s) to {}",

@@ -212,6 +212,9 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             g.ext4.new_blocks,
         );
     }
+    for w in &base.layout.table.warnings {
+        println!("warning: {w}\n");
+    }
     let seed = seed_bytes(&resolved)?;
     let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
     let files = BaseFiles::open(&base)?;

@@ -68,6 +68,35 @@ pub struct LocaleFacts {
     pub generated: BTreeSet<String>,
     /// `/usr/sbin/locale-gen` exists.
     pub locale_gen: bool,
+    /// Where `/etc/default/locale` really is, when it is a link inside `/etc` (Debian 13's
+    /// `locales` makes it a link to `/etc/locale.conf`, which systemd reads too); `None` when it
+    /// is a file of its own or missing.
+    pub config_link_target: Option<String>,
+}
+
+/// Debian's locale settings file (`update-locale`), read by PAM at login.
+pub const LOCALE_CONFIG: &str = "/etc/default/locale";
+
+/// The absolute path a symlink at `link` with target `target` names, normalised, if it stays
+/// under `/etc`.
+fn resolve_in_etc(link: &str, target: &str) -> Option<String> {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let dir = link.rsplit_once('/').map_or("", |(d, _)| d);
+        dir.split('/').filter(|p| !p.is_empty()).collect()
+    };
+    for p in target.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    let path = format!("/{}", parts.join("/"));
+    (parts.len() >= 2 && parts[0] == "etc").then_some(path)
 }
 
 impl LocaleFacts {
@@ -228,9 +257,35 @@ impl Catalog {
                 supported,
                 generated,
                 locale_gen: reader.kind(LOCALE_GEN_TOOL, true)? == Some(FileKind::File),
+                config_link_target: reader
+                    .read_link(LOCALE_CONFIG)?
+                    .and_then(|t| resolve_in_etc(LOCALE_CONFIG, &t)),
             },
             layouts,
         })
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::resolve_in_etc;
+
+    #[test]
+    fn links_resolve_inside_etc_only() {
+        for (target, want) in [
+            ("../locale.conf", Some("/etc/locale.conf")),
+            ("/etc/locale.conf", Some("/etc/locale.conf")),
+            ("./locale.d/x", Some("/etc/default/locale.d/x")),
+            ("../../usr/share/x", None),
+            ("../../../../x", None),
+            ("/usr/lib/locale.conf", None),
+        ] {
+            assert_eq!(
+                resolve_in_etc("/etc/default/locale", target).as_deref(),
+                want,
+                "{target}"
+            );
+        }
     }
 }
 
@@ -273,6 +328,7 @@ mod tests {
             "# header\n\n# en_US.UTF-8 UTF-8\nen_GB.UTF-8 UTF-8\n  de_DE.UTF-8 UTF-8  \n";
         assert_eq!(active_locales(gen_file), ["en_GB.UTF-8", "de_DE.UTF-8"]);
         let facts = LocaleFacts {
+            config_link_target: None,
             supported: Some(sup),
             generated: active_locales(gen_file)
                 .into_iter()

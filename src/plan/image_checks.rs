@@ -289,6 +289,7 @@ mod tests {
         Catalog {
             zones: set(&["Europe/London", "Etc/UTC", "UTC"]),
             locales: LocaleFacts {
+                config_link_target: None,
                 supported: Some(vec![
                     ("en_GB.UTF-8".into(), "UTF-8".into()),
                     ("de_DE.UTF-8".into(), "UTF-8".into()),

@@ -14,7 +14,7 @@
 
 use crate::ops::{FileOp, Owner, Part, TextEdit};
 
-use super::catalog::{LOCALE_GEN, LocaleFacts, is_builtin};
+use super::catalog::{LOCALE_CONFIG, LOCALE_GEN, LocaleFacts, is_builtin};
 
 /// piimage's first-boot unit that generates the enabled locales.
 pub const LOCALE_GEN_UNIT: &str = "piimage-locale-gen.service";
@@ -64,9 +64,15 @@ pub fn timezone_ops(zone: &str) -> Vec<FileOp> {
 /// Operations setting `LANG`, enabling the locale in `/etc/locale.gen` and, when the image
 /// has not generated it yet, the first-boot unit that does (see the module docs).
 pub fn locale_ops(lang: &str, facts: &LocaleFacts) -> Vec<FileOp> {
+    // Through Debian 13's link (`/etc/default/locale -> ../locale.conf`): replacing the link
+    // would leave the file systemd reads with the image's old locale.
+    let path = facts
+        .config_link_target
+        .clone()
+        .unwrap_or_else(|| LOCALE_CONFIG.to_owned());
     let mut ops = vec![FileOp::Write {
         part: Part::Root,
-        path: "/etc/default/locale".to_owned(),
+        path,
         data: format!("LANG={lang}\n").into_bytes(),
         owner: Owner::root(0o644),
     }];
@@ -126,6 +132,7 @@ mod tests {
 
     fn facts(generated: &[&str]) -> LocaleFacts {
         LocaleFacts {
+            config_link_target: None,
             supported: Some(vec![
                 ("en_GB.UTF-8".into(), "UTF-8".into()),
                 ("en_US.UTF-8".into(), "UTF-8".into()),
@@ -138,6 +145,22 @@ mod tests {
 
     fn paths(ops: &[FileOp]) -> Vec<&str> {
         ops.iter().map(FileOp::path).collect()
+    }
+
+    #[test]
+    fn locale_is_written_through_debian_13s_link() {
+        let mut f = facts(&["en_GB.UTF-8", "en_US.UTF-8"]);
+        assert_eq!(
+            paths(&locale_ops("en_US.UTF-8", &f))[0],
+            "/etc/default/locale"
+        );
+        f.config_link_target = Some("/etc/locale.conf".into());
+        let ops = locale_ops("en_US.UTF-8", &f);
+        assert_eq!(paths(&ops)[0], "/etc/locale.conf");
+        assert!(
+            !paths(&ops).contains(&"/etc/default/locale"),
+            "the link stays"
+        );
     }
 
     #[test]

@@ -77,6 +77,29 @@ fn issue15_gpt_with_absurd_entry_count_uses_the_backup_and_says_so() {
     );
     let human = piimage(dir.path(), &["inspect", "gpt.img"]);
     assert!(String::from_utf8_lossy(&human.stdout).contains("warning: the primary GPT"));
+    // plan and build say so too.
+    std::fs::write(
+        dir.path().join("r.yaml"),
+        "cluster: { name: lab }\nbase: { path: gpt.img }\nnodes: [{ name: n1 }]\noutput: { dir: out, formats: [img] }\n",
+    )
+    .unwrap();
+    let plan = piimage(dir.path(), &["plan", "r.yaml"]);
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&plan.stdout)
+            .starts_with("warning: the primary GPT (sector 1) is damaged")
+    );
+    let build = piimage(dir.path(), &["build", "r.yaml"]);
+    let err = String::from_utf8_lossy(&build.stderr);
+    assert!(build.status.success(), "{err}");
+    assert!(
+        err.contains("warning: the primary GPT (sector 1) is damaged"),
+        "{err}"
+    );
 }
 
 #[test]
