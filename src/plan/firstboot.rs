@@ -166,25 +166,13 @@ pub fn disarm_ops(d: &Disarm) -> Vec<FileOp> {
         })
         .collect();
     if d.grow {
-        let unit = format!("/etc/systemd/system/{GROW_UNIT}");
         ops.push(FileOp::Write {
             part: Part::Root,
             path: GROW_SCRIPT.to_owned(),
             data: grow_script().into_bytes(),
             owner: Owner::root(0o755),
         });
-        ops.push(FileOp::Write {
-            part: Part::Root,
-            path: unit.clone(),
-            data: grow_unit().into_bytes(),
-            owner: Owner::root(0o644),
-        });
-        ops.push(FileOp::Symlink {
-            path: format!("/etc/systemd/system/multi-user.target.wants/{GROW_UNIT}"),
-            target: unit,
-            uid: 0,
-            gid: 0,
-        });
+        ops.extend(super::units::own_unit(GROW_UNIT, grow_unit()));
     }
     ops
 }

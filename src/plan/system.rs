@@ -91,19 +91,7 @@ pub fn locale_ops(lang: &str, facts: &LocaleFacts) -> Vec<FileOp> {
         edit: TextEdit::LocaleGenEnable { line },
     });
     if !facts.is_generated(lang) {
-        let unit = format!("/etc/systemd/system/{LOCALE_GEN_UNIT}");
-        ops.push(FileOp::Write {
-            part: Part::Root,
-            path: unit.clone(),
-            data: locale_gen_unit().into_bytes(),
-            owner: Owner::root(0o644),
-        });
-        ops.push(FileOp::Symlink {
-            path: format!("/etc/systemd/system/multi-user.target.wants/{LOCALE_GEN_UNIT}"),
-            target: unit,
-            uid: 0,
-            gid: 0,
-        });
+        ops.extend(super::units::own_unit(LOCALE_GEN_UNIT, locale_gen_unit()));
     }
     ops
 }

@@ -233,6 +233,28 @@ fn find(name: &str, written: &[FileOp], image: &BTreeMap<String, UnitFile>) -> O
         .or_else(|| image.get(name).cloned())
 }
 
+/// A unit file of piimage's own, written to `/etc/systemd/system/NAME` and enabled the way
+/// `systemctl enable` does for `WantedBy=multi-user.target` (the only target piimage's one-shot
+/// first-boot units use).
+pub fn own_unit(name: &str, text: String) -> Vec<crate::ops::FileOp> {
+    use crate::ops::{FileOp, Owner, Part};
+    let unit = format!("/etc/systemd/system/{name}");
+    vec![
+        FileOp::Write {
+            part: Part::Root,
+            path: unit.clone(),
+            data: text.into_bytes(),
+            owner: Owner::root(0o644),
+        },
+        FileOp::Symlink {
+            path: format!("/etc/systemd/system/multi-user.target.wants/{name}"),
+            target: unit,
+            uid: 0,
+            gid: 0,
+        },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
