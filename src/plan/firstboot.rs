@@ -54,9 +54,10 @@ pub fn grow_script() -> String {
 # to fill it, once. Unlike the image's own first-boot resize, this keeps the disk id that
 # piimage gave the node (the PARTUUIDs in cmdline.txt and /etc/fstab).
 set -eu
-dev=$(readlink -f "$(findmnt -no SOURCE /)")
-name=${{dev##*/}}
-sys=/sys/class/block/$name
+# The root's device by number, so that a kernel booted without an initramfs (/dev/root) works too.
+sys=$(readlink -f "/sys/dev/block/$(findmnt -no MAJ:MIN / | tr -d ' ')")
+name=${{sys##*/}}
+dev=/dev/$name
 done_marker() {{ mkdir -p "${{1%/*}}" && : > "$1"; }}
 if [ ! -e "$sys/partition" ]; then
   echo "the root ($dev) is not a partition: nothing to grow"
