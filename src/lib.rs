@@ -1,6 +1,6 @@
 //! piimage: build customised Raspberry Pi cluster node images from official images, without root.
 //!
-//! Data flows one way (see `../shared/docs/house-style.md`):
+//! Data flows one way (see README.md, "Layout"):
 //!
 //! ```text
 //! cli -> recipe -> plan -> pipeline -> disk (source, partition table, windows)

@@ -1,6 +1,6 @@
 //! ext4 writes through `Ext4Writer` (rust-fs-ext4 behind our `RootFs`), checked with the real
 //! e2fsprogs: `e2fsck -fn` must exit 0 and `debugfs` must read back what was written, on every
-//! feature mix of the official images (`../shared/docs/crates-notes.md` §2.2).
+//! feature mix of the official images (`docs/ext4-writer.md`).
 
 mod fixture;
 mod oracle;

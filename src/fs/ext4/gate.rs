@@ -9,7 +9,7 @@
 //!   journal recorded an error (`s_errno`), or that has orphan inodes pending (`s_last_orphan`,
 //!   `orphan_present`): all of these want `e2fsck -f` first, not an offline editor;
 //! - every feature outside a whitelist, the features of the official Raspberry Pi OS and Ubuntu
-//!   images (see `../shared/docs/crates-notes.md` §2.3): the writer would leave structures it
+//!   images (see `docs/ext4-writer.md`): the writer would leave structures it
 //!   does not maintain (quota, project, verity, mmp, ...) stale, or does not understand them
 //!   (inline_data, encrypt, casefold, meta_bg, bigalloc, large_dir, unknown bits);
 //! - block sizes other than 1, 2 and 4 KiB (what the writer implements);

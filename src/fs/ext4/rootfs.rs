@@ -1,7 +1,7 @@
 //! [`RootFs`]: the small set of file operations piimage needs on a root filesystem.
 //!
 //! The trait is ours so that the ext4 writer behind it can be swapped (see
-//! `../shared/docs/crates-notes.md` §2). Its contract:
+//! `docs/ext4-writer.md`). Its contract:
 //!
 //! - **Paths** are absolute, already resolved paths inside the filesystem (`/etc/hostname`):
 //!   no `.` or `..` components. Intermediate symlinks are *not* followed at this layer: a path

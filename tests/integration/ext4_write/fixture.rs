@@ -19,7 +19,7 @@ pub const PATTERN: u8 = 0xA5;
 /// Entries of the pre-populated htree directory.
 pub const HTREE_ENTRIES: usize = 1500;
 
-/// One feature mix of `../shared/docs/crates-notes.md` §2.2.
+/// One feature mix of `docs/ext4-writer.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mix {
     /// Short name.

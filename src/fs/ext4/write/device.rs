@@ -4,7 +4,7 @@
 //! being the filesystem). `flush` is a no-op: piimage writes into a scratch copy or a
 //! copy-on-write overlay, never into the user's image, so the writer's per-transaction fences
 //! (four `flush` calls per journaled operation) buy nothing but time
-//! (`../shared/docs/crates-notes.md` §2.5). Durability, where it matters, is the caller's
+//! (`docs/ext4-writer.md`). Durability, where it matters, is the caller's
 //! business once the whole image is written.
 
 use std::sync::Arc;

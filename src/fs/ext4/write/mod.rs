@@ -1,5 +1,5 @@
 //! Writing into an ext4 partition: [`Ext4Writer`], our [`RootFs`] on top of `rust-fs-ext4`
-//! (pinned `=0.8.0`, import name `fs_ext4`; see `../shared/docs/crates-notes.md` §2).
+//! (pinned `=0.8.0`, import name `fs_ext4`; see `docs/ext4-writer.md`).
 //!
 //! [`Ext4Writer::open`] first runs our own pre-flight [`gate`](super::gate) (clean state, empty
 //! journal, no orphans, whitelisted features), then mounts the window read-write with a
