@@ -4,10 +4,14 @@
 //!    read-only; its layout and OS [`Profile`] are read once;
 //! 2. every selected node is planned (no I/O on the image; errors stop the build before any
 //!    output is written);
-//! 3. nodes are applied to copy-on-write disks and streamed to their outputs, in batches so
-//!    memory stays bounded; each node's outputs appear under their final names only when
-//!    complete;
-//! 4. each node's record (its files, sizes, sha256, host key, addresses) is written under
+//! 3. the output directory is locked ([`DirLock`]: one writer at a time) and checked: records
+//!    of another cluster or seed, or files of the names the build will write that piimage did
+//!    not write ([`check_foreign`]), stop the build;
+//! 4. nodes are applied to copy-on-write disks and streamed to their outputs, in batches so
+//!    memory stays bounded; every output stays under a temporary name until **all** nodes are
+//!    complete and the base is checked unchanged ([`FilePin`]); then they are renamed together,
+//!    so a build that fails or is stopped leaves the directory as it was;
+//! 5. each node's record (its files, sizes, sha256, host key, addresses) is written under
 //!    `records/`, and `SHA256SUMS`, `hosts`, `known_hosts`, `ssh_config`, `inventory.yaml` and
 //!    (if asked) the Raspberry Pi Imager manifest are rendered from every record in the
 //!    directory ([`crate::cluster`]), so several builds into one directory add up.
@@ -24,17 +28,19 @@ use crate::cluster::record::{
     FileRecord, Identity, ImageRecord, NodeRecord, RECORD_FORMAT, RecordKind, RecordSet,
     record_path, seed_id,
 };
-use crate::cluster::{RenderOptions, render, write_whole};
+use crate::cluster::{RenderOptions, check_foreign, render, write_whole};
 use crate::disk::partition::DiskId;
 use crate::disk::source::{self, Cache};
 use crate::disk::{CowDisk, FileStorage, Storage, Window};
 use crate::fs::ext4::Ext4Reader;
 use crate::fs::fat::FatReader;
 use crate::inspect::human_bytes;
+use crate::io::pin::FilePin;
 use crate::io::sniff::Compression;
 use crate::output::manifest::{BaseUrl, release_date};
 use crate::output::{
-    BaseCache, CacheConfig, NodeImage, NodeOutputs, OutputKind, OutputSpec, build_nodes,
+    BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputs, OutputKind, OutputSpec,
+    commit_pending, write_nodes,
 };
 use crate::plan::cluster::ClusterNode;
 use crate::plan::image_checks::check_nodes;
@@ -135,6 +141,8 @@ pub struct PreparedBase {
     pub uses_partuuid: bool,
     /// The names in the boot partition's `overlays/` directory (`None`: it has none).
     pub boot_overlays: Option<Vec<String>>,
+    /// The file as it was opened: [`FilePin::check`] says whether it changed since.
+    pub pin: FilePin,
 }
 
 impl std::fmt::Debug for PreparedBase {
@@ -147,8 +155,11 @@ impl std::fmt::Debug for PreparedBase {
 
 /// Opens and reads the raw base image at `path`.
 pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let pin = FilePin::new(path, &file)?;
     let storage: Arc<dyn Storage> = Arc::new(
-        FileStorage::open_read_only(path).with_context(|| format!("opening {}", path.display()))?,
+        FileStorage::from_read_only_file(file, path)
+            .with_context(|| format!("opening {}", path.display()))?,
     );
     let layout = Layout::detect(&storage).with_context(|| path.display().to_string())?;
     let Some(root) = layout.root.clone() else {
@@ -194,6 +205,7 @@ pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
         disk_id,
         uses_partuuid,
         boot_overlays,
+        pin,
     })
 }
 
@@ -355,16 +367,25 @@ pub fn build(
     // remove what they started.
     let _polling = crate::cancel::polling();
     crate::cancel::check()?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // One writer at a time: the lock is held until the build returns.
+    let _lock = DirLock::acquire(&dir, "build")?;
     // Records of another cluster or seed stop the build before it writes anything.
     let identity = Identity {
         cluster: recipe.cluster.name.clone(),
         seed_id: recipe.seed.as_ref().map(|_| seed_id(&seed)),
     };
-    RecordSet::read_dir(&dir, "build")?.check(&identity, "build")?;
-    // Partial files left by an interrupted earlier build (never under a final name).
-    crate::output::sweep_partials(&dir)?;
+    let existing = RecordSet::read_dir(&dir, "build")?;
+    existing.check(&identity, "build")?;
     let spec = output_spec(recipe);
+    let stems: Vec<String> = plans.iter().map(|p| node_stem(recipe, p)).collect();
+    let node_files: Vec<String> = stems
+        .iter()
+        .flat_map(|stem| output_file_names(&spec, stem))
+        .collect();
+    check_foreign(&dir, &existing, &recipe.cluster.name, &node_files)?;
+    // Partial files left by an interrupted earlier build (never under a final name; no other
+    // build is running here, it would hold the lock).
+    crate::output::sweep_partials(&dir)?;
     let mut base_cache = BaseCache::new(Arc::clone(&base.storage), CacheConfig::new(&dir))?;
     if base.growth.is_none() {
         // Raw outputs start as a clone of the file (a grown image is streamed instead).
@@ -378,8 +399,12 @@ pub fn build(
     let epoch = recipe.epoch;
 
     let mut outputs = Vec::new();
+    let mut pending = Vec::new();
     // Batches bound memory: each node's overlay lives only until its outputs are written.
-    for batch in plans.chunks(jobs.max(1) * 2) {
+    for (batch, batch_stems) in plans
+        .chunks(jobs.max(1) * 2)
+        .zip(stems.chunks(jobs.max(1) * 2))
+    {
         let mut disks = Vec::new();
         for p in batch {
             let disk = Arc::new(CowDisk::new(Arc::clone(&base.storage)));
@@ -390,26 +415,23 @@ pub fn build(
                 .with_context(|| format!("node {}", p.name))?;
             disks.push(disk);
         }
-        let images: Vec<NodeImage<'_>> = batch
+        let images: Vec<NodeImage<'_>> = batch_stems
             .iter()
             .zip(&disks)
-            .map(|(p, d)| {
-                let stem = recipe.node(&p.name).map_or_else(
-                    || p.name.clone(),
-                    |n| recipe.output.file_stem(&recipe.cluster.name, n),
-                );
-                NodeImage::from_cow(stem, &**d)
-            })
+            .map(|(stem, d)| NodeImage::from_cow(stem.clone(), &**d))
             .collect::<std::io::Result<_>>()?;
-        outputs.extend(build_nodes(
-            &base_cache,
-            &images,
-            &dir,
-            &spec,
-            jobs,
-            progress,
-        )?);
+        for node in write_nodes(&base_cache, &images, &dir, &spec, jobs, progress)? {
+            outputs.push(node.outputs);
+            pending.extend(node.files);
+        }
+        // A base written to meanwhile fails the build now rather than after every node.
+        base.pin.check()?;
     }
+    // Everything is complete: the images appear together, then their records and the
+    // cluster files rendered from them.
+    crate::cancel::check()?;
+    base.pin.check()?;
+    commit_pending(pending, spec.sync)?;
     write_records(recipe, &plans, &outputs, &seed, &identity, &dir)?;
     let set = RecordSet::read_dir(&dir, "build")?;
     let render_opts = RenderOptions {
@@ -425,6 +447,27 @@ pub fn build(
         cluster_files,
         warnings: base.layout.table.warnings.clone(),
     })
+}
+
+/// The file stem of a planned node's outputs.
+fn node_stem(recipe: &ResolvedRecipe, p: &NodePlan) -> String {
+    recipe.node(&p.name).map_or_else(
+        || p.name.clone(),
+        |n| recipe.output.file_stem(&recipe.cluster.name, n),
+    )
+}
+
+/// The file names a node of stem `stem` gets: its images and its bmap.
+fn output_file_names(spec: &OutputSpec, stem: &str) -> Vec<String> {
+    let mut names: Vec<String> = spec
+        .formats
+        .iter()
+        .map(|&f| OutputSpec::image_file_name(stem, f))
+        .collect();
+    if spec.bmap {
+        names.push(OutputSpec::bmap_file_name(stem));
+    }
+    names
 }
 
 /// The record kind of an output file: `img`, `img.zst`, `img.xz`, `img.gz` or `bmap`.

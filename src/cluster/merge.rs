@@ -65,15 +65,28 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &RenderOptions) -> Result<Mer
         }
         set.add_dir(dir, "merge")?;
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // One writer at a time: the lock is held until the merge returns.
+    let _lock = crate::output::DirLock::acquire(out, "merge")?;
+    let existing = RecordSet::read_dir(out, "merge")?;
     if !inputs.iter().any(|d| same_dir(d, out)) {
         // What the output directory already holds must fit too.
         set.add_dir(out, "merge")?;
     }
+    let built_records: Vec<Located> = set.built().cloned().collect();
+    // Never replace files piimage did not write (`--out ~/.ssh` keeps its known_hosts).
+    let to_copy: Vec<String> = built_records
+        .iter()
+        .filter(|l| !same_dir(dir_of(&l.path), out))
+        .flat_map(|l| l.record.image.iter().flat_map(|i| &i.files))
+        .map(|f| f.name.clone())
+        .collect();
+    if let Some(identity) = set.identity() {
+        super::check_foreign(out, &existing, &identity.cluster, &to_copy)?;
+    }
     crate::output::sweep_partials(out)?;
     let mut copied = Vec::new();
+    let mut pending = Vec::new();
     let mut built = Vec::new();
-    let built_records: Vec<Located> = set.built().cloned().collect();
     for located in &built_records {
         let src = dir_of(&located.path);
         check_files(src, located)?;
@@ -83,8 +96,16 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &RenderOptions) -> Result<Mer
         }
         for f in located.record.image.iter().flat_map(|i| &i.files) {
             let dest = out.join(&f.name);
-            copy_file(&src.join(&f.name), &dest)?;
+            pending.push(copy_file(&src.join(&f.name), &dest, f.is_image())?);
             copied.push(dest);
+        }
+    }
+    // Every copy is complete: the images appear together, then the records and the cluster
+    // files rendered from them.
+    crate::output::commit_pending(pending, true)?;
+    for located in &built_records {
+        if same_dir(dir_of(&located.path), out) {
+            continue;
         }
         write_whole(
             &record_path(out, RecordKind::Built, &located.record.node.name),
@@ -110,15 +131,20 @@ pub fn merge(inputs: &[PathBuf], out: &Path, opts: &RenderOptions) -> Result<Mer
     })
 }
 
-/// Copies `src` to `dest` through a partial file (the kernel copies or clones the data).
-fn copy_file(src: &Path, dest: &Path) -> Result<()> {
+/// Copies `src` to `dest` through a partial file (the kernel copies or clones the data),
+/// left under its temporary name. An image (host private keys, password hashes) is created
+/// 0600, as `build` creates it.
+fn copy_file(src: &Path, dest: &Path, private: bool) -> Result<crate::output::PendingFile> {
     let mut from =
         std::fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
-    let mut to = crate::output::PartialFile::create(dest)?;
+    let mut to = if private {
+        crate::output::PartialFile::create_private(dest)?
+    } else {
+        crate::output::PartialFile::create(dest)?
+    };
     std::io::copy(&mut from, to.file_mut())
         .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
-    to.commit(true)?;
-    Ok(())
+    Ok(to.finish(true)?)
 }
 
 #[cfg(test)]

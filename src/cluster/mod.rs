@@ -39,6 +39,69 @@ pub struct RenderOptions {
     pub base_url: Option<BaseUrl>,
 }
 
+/// The names of the files [`render`] and [`localize`] may write in a directory of `cluster`.
+pub fn cluster_file_names(cluster: &str) -> Vec<String> {
+    vec![
+        SHA256SUMS.to_owned(),
+        "hosts".to_owned(),
+        "known_hosts".to_owned(),
+        "ssh_config".to_owned(),
+        "inventory.yaml".to_owned(),
+        nodes_json::NODES_JSON.to_owned(),
+        Manifest::file_name(cluster),
+        LOCAL_SSH_CONFIG.to_owned(),
+        Manifest::file_name(&format!("{cluster}.local")),
+    ]
+}
+
+/// Refuses to replace, in `dir`, a file piimage did not write: `node_files` (the image and
+/// bmap files a build is about to write) and the cluster files of `cluster`. A file is
+/// piimage's when `set` (the records of `dir`) names it: a node file listed by a built record,
+/// or any cluster file of a directory that has records. So an output directory pointed by
+/// mistake at `~/.ssh` or `/etc` loses nothing (`known_hosts`, `hosts`).
+///
+/// # Errors
+/// [`OutputError::Foreign`] naming every such file.
+pub fn check_foreign(
+    dir: &Path,
+    set: &RecordSet,
+    cluster: &str,
+    node_files: &[String],
+) -> Result<(), crate::output::OutputError> {
+    let ours_by_record: std::collections::BTreeSet<&str> = set
+        .built()
+        .flat_map(|l| l.record.image.iter().flat_map(|i| &i.files))
+        .map(|f| f.name.as_str())
+        .collect();
+    let cluster_files = cluster_file_names(cluster);
+    let mut foreign: Vec<String> = Vec::new();
+    let candidates = node_files
+        .iter()
+        .map(|n| (n, false))
+        .chain(cluster_files.iter().map(|n| (n, true)));
+    for (name, is_cluster_file) in candidates {
+        if std::fs::symlink_metadata(dir.join(name)).is_err() {
+            continue;
+        }
+        let ours = if is_cluster_file {
+            !set.is_empty()
+        } else {
+            ours_by_record.contains(name.as_str())
+        };
+        if !ours && !foreign.contains(name) {
+            foreign.push(name.clone());
+        }
+    }
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::output::OutputError::Foreign {
+            dir: dir.to_owned(),
+            names: foreign,
+        })
+    }
+}
+
 /// Writes the cluster files of `dir` from `set` (the records of `dir`); returns their paths.
 ///
 /// # Errors
@@ -131,6 +194,10 @@ fn imager_manifest(set: &RecordSet, url: impl Fn(&str) -> String) -> Option<(Str
 /// No records in `dir`, a record names a missing file, or a path `ssh_config` cannot hold.
 pub fn localize(dir: &Path) -> Result<Vec<PathBuf>> {
     let abs = std::path::absolute(dir).with_context(|| dir.display().to_string())?;
+    if !abs.is_dir() {
+        bail!("{}: not a directory", abs.display());
+    }
+    let _lock = crate::output::DirLock::acquire(&abs, "localize")?;
     let set = RecordSet::read_dir(&abs, "localize")?;
     let Some(identity) = set.identity() else {
         bail!(

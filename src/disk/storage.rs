@@ -78,7 +78,12 @@ pub struct FileStorage {
 impl FileStorage {
     /// Opens `path` read-only. Writes through this storage are refused.
     pub fn open_read_only(path: &Path) -> io::Result<Self> {
-        let file = File::open(path)?;
+        Self::from_read_only_file(File::open(path)?, path)
+    }
+
+    /// Reads `file`, opened from `path` (which only names it in messages). Writes through
+    /// this storage are refused.
+    pub fn from_read_only_file(file: File, path: &Path) -> io::Result<Self> {
         let len = file.metadata()?.len();
         Ok(Self {
             file,

@@ -6,6 +6,7 @@ pub const BUF_SIZE: usize = 1 << 20;
 pub mod bounded;
 pub mod direct;
 pub mod hashing;
+pub mod pin;
 pub mod progress;
 pub mod sniff;
 pub mod sparse;

@@ -60,6 +60,48 @@ pub enum OutputError {
     /// The options are inconsistent.
     #[error("invalid output options: {0}")]
     Invalid(String),
+    /// Another piimage is writing the output directory.
+    #[error(
+        "{}: another piimage (build, merge or localize) is writing this directory; wait for \
+         it to finish or give this {what} another output directory",
+        dir.display()
+    )]
+    Busy {
+        /// The directory.
+        dir: PathBuf,
+        /// What was refused.
+        what: String,
+    },
+    /// Files the build would replace that piimage did not write.
+    #[error(
+        "{}: {} not written by piimage (no record in {}/records names {}); piimage replaces \
+         only its own files: move {} away or choose another output directory",
+        dir.display(), list(names), dir.display(), them(names), them(names)
+    )]
+    Foreign {
+        /// The directory.
+        dir: PathBuf,
+        /// The files, by name.
+        names: Vec<String>,
+    },
+}
+
+fn list(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    let mut s = shown.join(", ");
+    if more > 0 {
+        s.push_str(&format!(" and {more} more"));
+    }
+    if names.len() == 1 {
+        format!("{s} exists and was")
+    } else {
+        format!("{s} exist and were")
+    }
+}
+
+fn them(names: &[String]) -> &'static str {
+    if names.len() == 1 { "it" } else { "them" }
 }
 
 impl OutputError {

@@ -3,8 +3,9 @@
 //! For each chunk, in order: read it from the node's image if anything needs its bytes (the
 //! image sha256, a streamed raw output, a dirty chunk, a bmap range still to hash), then hand
 //! each compressed output either the base's cached piece (clean chunk) or a freshly compressed
-//! one (dirty chunk). Every output is a [`PartialFile`] until all are complete; then they are
-//! renamed together ([`commit_all`]).
+//! one (dirty chunk). Every output is a [`PartialFile`] until all are complete; then
+//! [`build_node`] renames them together, while [`write_node`] hands them back still under
+//! their temporary names ([`PendingNode`]), for a caller that commits a whole build at once.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use super::bmap::{RangeHasher, map_image, xml};
 use super::cache::{ChunkBuffers, ChunkCache, PieceReader};
 use super::codec::{ChunkEncoder, Container};
-use super::partial::{PartialFile, commit_all};
+use super::partial::{PartialFile, PendingFile, commit_pending};
 use super::raw::{RawMethod, clone_and_patch};
 use super::spec::{NodeImage, NodeOutputs, NodeStats, OutputFile, OutputKind, OutputSpec};
 use super::{BaseCache, OutputError};
@@ -63,16 +64,32 @@ impl Drop for Task<'_> {
     }
 }
 
-/// Builds `node`'s outputs in `dir` as `spec` asks, from `cache`'s base. Advances `progress`
-/// by the image bytes handled (the caller starts and finishes the phase).
-///
-/// This runs on the calling thread: base chunks not cached yet are compressed here, one after
-/// the other. [`super::build_nodes`] (also for a single node) first compresses the base with
-/// several threads. `build_node` may be called from several threads at once with the same
-/// cache (from rayon, say); each base chunk is still compressed only once.
+/// A node's outputs, complete and closed, not yet under their final names: dropping it
+/// removes them; [`PendingNode::commit`] renames them.
+#[derive(Debug)]
+pub struct PendingNode {
+    /// What the files hold (their paths are the final ones).
+    pub outputs: NodeOutputs,
+    /// The files themselves.
+    pub files: Vec<PendingFile>,
+}
+
+impl PendingNode {
+    /// Renames the files to their final names, all or none.
+    ///
+    /// # Errors
+    /// A rename failed; see [`commit_pending`].
+    pub fn commit(self, sync: bool) -> Result<NodeOutputs, OutputError> {
+        commit_pending(self.files, sync)?;
+        Ok(self.outputs)
+    }
+}
+
+/// Builds `node`'s outputs in `dir` and renames them into place: [`write_node`] then
+/// [`PendingNode::commit`].
 ///
 /// # Errors
-/// See [`OutputError`]; on error no output of this node stands under its final name.
+/// See [`write_node`]; on error no output of this node stands under its final name.
 pub fn build_node(
     cache: &BaseCache,
     node: &NodeImage<'_>,
@@ -80,6 +97,27 @@ pub fn build_node(
     spec: &OutputSpec,
     progress: &dyn Progress,
 ) -> Result<NodeOutputs, OutputError> {
+    write_node(cache, node, dir, spec, progress)?.commit(spec.sync)
+}
+
+/// Writes `node`'s outputs in `dir` as `spec` asks, from `cache`'s base, under temporary
+/// names (synced when `spec.sync`). Advances `progress`
+/// by the image bytes handled (the caller starts and finishes the phase).
+///
+/// This runs on the calling thread: base chunks not cached yet are compressed here, one after
+/// the other. [`super::build_nodes`] (also for a single node) first compresses the base with
+/// several threads. `write_node` may be called from several threads at once with the same
+/// cache (from rayon, say); each base chunk is still compressed only once.
+///
+/// # Errors
+/// See [`OutputError`]; on error nothing of this node is left.
+pub fn write_node(
+    cache: &BaseCache,
+    node: &NodeImage<'_>,
+    dir: &Path,
+    spec: &OutputSpec,
+    progress: &dyn Progress,
+) -> Result<PendingNode, OutputError> {
     node.check_name()?;
     let layout = cache.layout();
     let len = node.disk().len();
@@ -287,14 +325,20 @@ pub fn build_node(
         partials.push(partial);
         bmap_notes = map.notes;
     }
-    commit_all(partials, spec.sync)?;
-    Ok(NodeOutputs {
-        name: node.name().to_owned(),
-        image_size: len,
-        image_sha256,
-        files,
-        raw_method,
-        bmap_notes,
-        stats,
+    let pending = partials
+        .into_iter()
+        .map(|p| p.finish(spec.sync))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PendingNode {
+        outputs: NodeOutputs {
+            name: node.name().to_owned(),
+            image_size: len,
+            image_sha256,
+            files,
+            raw_method,
+            bmap_notes,
+            stats,
+        },
+        files: pending,
     })
 }

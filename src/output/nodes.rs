@@ -16,18 +16,17 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::node::build_node;
+use super::node::{PendingNode, write_node};
 use super::spec::{NodeImage, NodeOutputs, OutputSpec};
 use super::{BaseCache, OutputError};
 use crate::progress::Progress;
 
 /// Builds every node of `nodes` into `dir` (see the module docs), with up to `jobs` threads
-/// (0 means one per core). Reports two phases to `progress`: "compressing the base" and
-/// "writing node images". Results are in the order of `nodes`.
+/// (0 means one per core), renaming each node's outputs into place: [`write_nodes`], then a
+/// commit per node. Results are in the order of `nodes`.
 ///
 /// # Errors
-/// The first node error (in node order); nodes not started yet are not built, nodes already
-/// built keep their outputs, and the failed node leaves no output under its final name.
+/// The first node error (in node order); nothing of any node is left under a final name.
 pub fn build_nodes(
     cache: &BaseCache,
     nodes: &[NodeImage<'_>],
@@ -36,6 +35,33 @@ pub fn build_nodes(
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<NodeOutputs>, OutputError> {
+    let pending = write_nodes(cache, nodes, dir, spec, jobs, progress)?;
+    let mut out = Vec::with_capacity(pending.len());
+    let mut all_files = Vec::new();
+    for p in pending {
+        out.push(p.outputs);
+        all_files.extend(p.files);
+    }
+    super::partial::commit_pending(all_files, spec.sync)?;
+    Ok(out)
+}
+
+/// Writes every node of `nodes` into `dir` under temporary names (see the module docs), with
+/// up to `jobs` threads (0 means one per core). Reports two phases to `progress`: "compressing
+/// the base" and "writing node images". Results are in the order of `nodes`; the caller
+/// commits them (a build commits all its nodes together, with their records).
+///
+/// # Errors
+/// The first node error (in node order); nodes not started yet are not built, and nothing
+/// written is left.
+pub fn write_nodes(
+    cache: &BaseCache,
+    nodes: &[NodeImage<'_>],
+    dir: &Path,
+    spec: &OutputSpec,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<PendingNode>, OutputError> {
     let jobs = if jobs == 0 {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
     } else {
@@ -53,13 +79,13 @@ pub fn build_nodes(
     );
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<NodeOutputs, OutputError>>>> =
+    let results: Mutex<Vec<Option<Result<PendingNode, OutputError>>>> =
         Mutex::new((0..nodes.len()).map(|_| None).collect());
     let worker = || {
         while !failed.load(Ordering::Relaxed) {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(node) = nodes.get(i) else { break };
-            let r = build_node(cache, node, dir, spec, progress);
+            let r = write_node(cache, node, dir, spec, progress);
             if r.is_err() {
                 failed.store(true, Ordering::Relaxed);
             }

@@ -102,6 +102,80 @@ impl PartialFile {
     }
 }
 
+impl PartialFile {
+    /// Finishes writing: syncs the data if `sync` and closes the file, which stays under its
+    /// temporary name (and is removed if the [`PendingFile`] is dropped) until
+    /// [`commit_pending`] renames it. A build holds every node's outputs this way until all
+    /// are complete, without one open file each.
+    ///
+    /// # Errors
+    /// Syncing failed; the temporary file is removed.
+    pub fn finish(self, sync: bool) -> Result<PendingFile, OutputError> {
+        if sync {
+            self.tmp
+                .as_file()
+                .sync_all()
+                .map_err(|e| OutputError::file("syncing", &self.dest, e))?;
+        }
+        Ok(PendingFile {
+            path: self.tmp.into_temp_path(),
+            dest: self.dest,
+        })
+    }
+}
+
+/// A complete output, closed, still under its temporary name.
+#[derive(Debug)]
+pub struct PendingFile {
+    path: tempfile::TempPath,
+    dest: PathBuf,
+}
+
+impl PendingFile {
+    /// The final path.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The temporary path.
+    pub fn temp_path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Renames every pending file to its final name, in order; if one rename fails, removes those
+/// already renamed and drops (removes) the rest. Then syncs the directories if `sync`.
+///
+/// # Errors
+/// The first failure.
+pub fn commit_pending(files: Vec<PendingFile>, sync: bool) -> Result<Vec<PathBuf>, OutputError> {
+    let mut done: Vec<PathBuf> = Vec::with_capacity(files.len());
+    let mut files = files.into_iter();
+    for f in files.by_ref() {
+        let PendingFile { path, dest } = f;
+        match path.persist(&dest) {
+            Ok(()) => done.push(dest),
+            Err(e) => {
+                for path in &done {
+                    let _ = fs::remove_file(path);
+                }
+                return Err(OutputError::file("renaming into", &dest, e.error));
+            }
+        }
+    }
+    if sync {
+        let mut dirs: Vec<&Path> = done.iter().map(|p| parent_dir(p)).collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs {
+            if let Ok(dir) = File::open(d) {
+                let _ = dir.sync_all();
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// Commits every file, in order; if one fails, removes those already renamed and drops the
 /// rest, so either all outputs stand under their final names or none does.
 ///
@@ -211,6 +285,33 @@ mod tests {
             ["b"],
             "a was renamed back out of the way"
         );
+    }
+
+    #[test]
+    fn pending_files_wait_under_their_temporary_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = PartialFile::create(&dir.path().join("a")).unwrap();
+        a.file_mut().write_all(b"A").unwrap();
+        let a = a.finish(true).unwrap();
+        let b = PartialFile::create(&dir.path().join("b"))
+            .unwrap()
+            .finish(false)
+            .unwrap();
+        let shown = names(dir.path());
+        assert_eq!(shown.len(), 2);
+        assert!(shown.iter().all(|n| n.contains(PARTIAL_INFIX)), "{shown:?}");
+        let done = commit_pending(vec![a, b], true).unwrap();
+        assert_eq!(done.len(), 2);
+        assert_eq!(names(dir.path()), ["a", "b"]);
+        assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"A");
+
+        // Dropped before the commit: nothing is left.
+        let c = PartialFile::create(&dir.path().join("c"))
+            .unwrap()
+            .finish(false)
+            .unwrap();
+        drop(c);
+        assert_eq!(names(dir.path()), ["a", "b"]);
     }
 
     #[test]

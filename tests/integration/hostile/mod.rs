@@ -4,6 +4,7 @@
 mod damage;
 mod limits;
 mod links;
+mod outdir;
 mod partitions;
 mod secrets;
 mod signals;
