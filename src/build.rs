@@ -46,6 +46,7 @@ use crate::plan::cluster::ClusterNode;
 use crate::plan::image_checks::check_nodes;
 use crate::plan::node::{NodePlan, plan_node};
 use crate::plan::profile::Profile;
+use crate::plan::user_checks::check_users;
 use crate::progress::Progress;
 use crate::recipe::{OutputFormat, ResolvedRecipe};
 use crate::secrets::hostkey::ed25519;
@@ -276,14 +277,48 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
 /// A [`RecipeError`](crate::recipe::RecipeError) with every problem, each naming its recipe
 /// file, line, column and field.
 pub fn check_image(recipe: &ResolvedRecipe, base: &PreparedBase, only: &[String]) -> Result<()> {
-    check_nodes(
+    let nodes = || {
         recipe
             .selected()
-            .filter(|n| only.is_empty() || only.contains(&n.name)),
+            .filter(|n| only.is_empty() || only.contains(&n.name))
+    };
+    let mut problems = Vec::new();
+    if let Err(e) = check_nodes(
+        nodes(),
         &base.profile.catalog,
         base.boot_overlays.as_deref(),
-    )
-    .map_err(Into::into)
+    ) {
+        problems.extend(e.problems);
+    }
+    let reader = match &base.layout.root {
+        Some(root) => Some(Ext4Reader::open(Window::new(
+            Arc::clone(&base.storage),
+            root.offset(),
+            root.len(),
+        )?)?),
+        None => None,
+    };
+    let is_file = |path: &str| {
+        reader.as_ref().is_some_and(|r| {
+            matches!(
+                r.kind(path, true),
+                Ok(Some(crate::fs::ext4::FileKind::File))
+            )
+        })
+    };
+    if let Err(e) = check_users(nodes(), &base.profile, &is_file) {
+        for p in e.problems {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        Err(crate::recipe::RecipeError { problems }.into())
+    }
 }
 
 /// Plans every node to build, after [`check_image`]: the selected ones, or those of `only`, and

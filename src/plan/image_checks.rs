@@ -46,7 +46,7 @@ pub fn nearest<'a>(
 /// (a third of its length, at least 2), at most one more than the nearest, and not every
 /// character replaced, else `; the nearest it has: A, B, C`, or nothing
 /// when there are no candidates at all.
-fn offer<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn offer<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let near = nearest(wanted, candidates);
     let best = near.first().map_or(0, |(d, _)| *d);
     let len = wanted.chars().count();
@@ -66,6 +66,11 @@ fn offer<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Str
 }
 
 /// The files the node's overlays put on `part`, lowercased for the boot partition.
+/// The root filesystem files `node`'s overlays add.
+pub(crate) fn overlay_root_files(node: &NodeSpec) -> BTreeSet<String> {
+    overlay_files(node, Part::Root)
+}
+
 fn overlay_files(node: &NodeSpec, part: Part) -> BTreeSet<String> {
     node.overlays
         .iter()

@@ -103,6 +103,24 @@ fn nm_ip(s: &mut String, section: &str, ip: &IpConfig, dns: &[String], search: &
     }
 }
 
+/// `value` as a GLib key file value (what NetworkManager's keyfiles are): `\\`, line breaks
+/// and tabs escaped, and a leading space as `\s`, so no value can end its line and start a
+/// key or a `[section]` of its own. The recipe already refuses other control characters.
+fn keyfile_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' ' if i == 0 => out.push_str("\\s"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The NetworkManager keyfile for `iface`.
 pub fn nm_keyfile(iface: &InterfaceSpec, uuid: &str) -> String {
     let kind = if iface.wifi.is_some() {
@@ -116,7 +134,10 @@ pub fn nm_keyfile(iface: &InterfaceSpec, uuid: &str) -> String {
     );
     match &iface.wifi {
         Some(w) => {
-            s.push_str(&format!("\n[wifi]\nmode=infrastructure\nssid={}\n", w.ssid));
+            s.push_str(&format!(
+                "\n[wifi]\nmode=infrastructure\nssid={}\n",
+                keyfile_value(&w.ssid)
+            ));
             if w.hidden {
                 s.push_str("hidden=true\n");
             }
@@ -285,6 +306,27 @@ mod tests {
         assert_ne!(u, connection_uuid(b"s", "n2", "eth0"));
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+    }
+
+    #[test]
+    fn keyfile_values_cannot_start_a_line() {
+        assert_eq!(keyfile_value("lab net"), "lab net");
+        assert_eq!(keyfile_value(" a\\b"), "\\sa\\\\b");
+        assert_eq!(
+            keyfile_value("a\n[connection]\nb\tc\r"),
+            "a\\n[connection]\\nb\\tc\\r"
+        );
+        let mut w = static_eth();
+        w.name = "wlan0".into();
+        w.wifi = Some(WifiSpec {
+            ssid: "x\n[connection]\nid=evil".into(),
+            psk: "ab".repeat(32),
+            country: "GB".into(),
+            hidden: false,
+        });
+        let k = nm_keyfile(&w, "u");
+        assert_eq!(k.matches("[connection]\n").count(), 1, "{k}");
+        assert!(k.contains("ssid=x\\n[connection]\\nid=evil\n"), "{k}");
     }
 
     #[test]

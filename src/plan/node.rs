@@ -208,13 +208,21 @@ fn overlay_ops(
             let uid = owner_id(profile, users, &e.owner.user, false).ok_or_else(|| {
                 err(
                     node,
-                    format!("overlay {}: unknown user {:?}", e.dest, e.owner.user),
+                    format!(
+                        "overlay {}: owner {}: no such user in the image or among the \
+                         node's users",
+                        e.dest, e.owner.user
+                    ),
                 )
             })?;
             let gid = owner_id(profile, users, &e.owner.group, true).ok_or_else(|| {
                 err(
                     node,
-                    format!("overlay {}: unknown group {:?}", e.dest, e.owner.group),
+                    format!(
+                        "overlay {}: group {}: no such group in the image or among the \
+                         node's users",
+                        e.dest, e.owner.group
+                    ),
                 )
             })?;
             let owner = Owner {

@@ -46,6 +46,8 @@ pub struct Profile {
     pub uids: Vec<(String, u32)>,
     /// Every group of `/etc/group` with its gid.
     pub gids: Vec<(String, u32)>,
+    /// The login shells `/etc/shells` lists, in file order.
+    pub shells: Vec<String>,
     /// The system unit files, by name (for `services.enable`).
     pub units: BTreeMap<String, UnitFile>,
     /// The tokens of the base's `cmdline.txt`.
@@ -164,6 +166,13 @@ impl Profile {
             home_trees,
             uids: ids(&passwd),
             gids: ids(&group),
+            shells: text("/etc/shells")?
+                .unwrap_or_default()
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with('/'))
+                .map(str::to_owned)
+                .collect(),
             units: read_units(reader)?,
             cmdline: cmdline.to_vec(),
             programs: super::firstboot::GROW_TOOLS

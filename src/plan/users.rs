@@ -127,7 +127,8 @@ pub fn user_ops(
     for u in users {
         if profile.users.iter().any(|e| e.name == u.name) && !removed.contains(&u.name) {
             return Err(PlanError::Conflict(format!(
-                "user {} already exists in the image; remove it first (users: remove_default_user)",
+                "user {} already exists in the image; write `default_user: remove` to replace the \
+                 image's default user, or choose another name",
                 u.name
             )));
         }

@@ -153,16 +153,27 @@ pub(crate) fn check_output_names(
     top: &Origin,
 ) {
     let mut seen: HashMap<String, &str> = HashMap::new();
+    let at = || {
+        output
+            .1
+            .clone()
+            .or_else(|| raw.map(|o| o.at.clone()))
+            .unwrap_or_else(|| top.child("output"))
+    };
     for n in nodes.iter().filter(|n| n.selected) {
         let stem = output.0.file_stem(cluster, n);
-        if let Some(first) = seen.insert(stem.clone(), &n.name).filter(|f| *f != n.name) {
-            let at = output
-                .1
-                .clone()
-                .or_else(|| raw.map(|o| o.at.clone()))
-                .unwrap_or_else(|| top.child("output"));
+        if !output.0.name.is_empty()
+            && let Err(why) = plain_file_stem(&stem)
+        {
             ctx.problem(
-                &at,
+                &at(),
+                format!("node {:?} would be written as {stem:?}: {why}", n.name),
+            );
+            break;
+        }
+        if let Some(first) = seen.insert(stem.clone(), &n.name).filter(|f| *f != n.name) {
+            ctx.problem(
+                &at(),
                 format!(
                     "nodes {first:?} and {:?} would both be written as {stem:?}; put {{node}} in \
                      the output name",
@@ -172,6 +183,40 @@ pub(crate) fn check_output_names(
             break;
         }
     }
+}
+
+/// The longest output file stem: room is left for `.img.bmap` and the hidden partial name
+/// (`.STEM.img.bmap.partial-XXXXXX`) within the 255 bytes of a file name.
+pub const MAX_OUTPUT_STEM: usize = 200;
+
+/// An output stem is a plain file name: ASCII letters, digits, `.`, `_`, `-`, not hidden, at
+/// most [`MAX_OUTPUT_STEM`] bytes.
+fn plain_file_stem(stem: &str) -> Result<(), String> {
+    if stem.is_empty() {
+        return Err("an output name must not be empty".to_owned());
+    }
+    if stem.starts_with('.') {
+        return Err(
+            "a name starting with `.` would be a hidden file (and piimage keeps its \
+                    partial files under such names)"
+                .to_owned(),
+        );
+    }
+    if let Some(c) = stem
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return Err(format!(
+            "{c:?} cannot be in an output name (ASCII letters, digits, `.`, `_` and `-` only)"
+        ));
+    }
+    if stem.len() > MAX_OUTPUT_STEM {
+        return Err(format!(
+            "{} bytes is too long for an output name (at most {MAX_OUTPUT_STEM})",
+            stem.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Renders every template for every node that builds it, so undefined variables show up now.

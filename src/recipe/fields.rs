@@ -146,6 +146,25 @@ pub(crate) fn base(
 }
 
 /// The output spec, and whether its name template came from the recipe (for messages).
+/// The largest `output.size`: 2 TiB, what an MBR partition table (every official image's)
+/// can address with 512-byte sectors.
+pub const MAX_IMAGE_SIZE: u64 = 2 << 40;
+
+/// An image size is whole 512-byte sectors and at most [`MAX_IMAGE_SIZE`].
+fn image_size(bytes: u64) -> Result<u64, String> {
+    if !bytes.is_multiple_of(512) {
+        return Err(format!(
+            "{bytes} bytes is not a whole number of 512-byte sectors (write e.g. 28G or 512M)"
+        ));
+    }
+    if bytes > MAX_IMAGE_SIZE {
+        return Err(format!(
+            "{bytes} bytes is more than an MBR partition table can address (2 TiB)"
+        ));
+    }
+    Ok(bytes)
+}
+
 pub(crate) fn output(
     ctx: &mut Ctx,
     raw: Option<&Located<RawOutput>>,
@@ -160,7 +179,12 @@ pub(crate) fn output(
     };
     let name = match r.and_then(|o| o.name.as_ref()) {
         Some(n) => {
-            if n.value.is_empty() || n.value.contains(['/', '\0']) {
+            if n.value.is_empty() {
+                ctx.problem(
+                    &n.at,
+                    "an output name must not be empty (the default is `{cluster}-{node}`)",
+                );
+            } else if n.value.contains(['/', '\0']) {
                 ctx.problem(&n.at, "an output name is a file name: no `/`");
             } else {
                 ctx.check(
@@ -193,7 +217,7 @@ pub(crate) fn output(
     }
     let size = r
         .and_then(|o| o.size.as_ref())
-        .and_then(|s| ctx.check(&s.at, syntax::size(&s.value)));
+        .and_then(|s| ctx.check(&s.at, syntax::size(&s.value).and_then(image_size)));
     let name_at = r.and_then(|o| o.name.as_ref()).map(|n| n.at.clone());
     (
         OutputSpec {

@@ -198,6 +198,15 @@ fn wifi(ctx: &mut Ctx, w: &Located<RawWifi>) -> Option<WifiSpec> {
     if r.ssid.value.is_empty() || r.ssid.value.len() > 32 {
         ctx.problem(&r.ssid.at, "an SSID is 1 to 32 bytes long");
         ok = false;
+    } else if let Some(c) = r.ssid.value.chars().find(|c| c.is_control()) {
+        ctx.problem(
+            &r.ssid.at,
+            format!(
+                "the SSID holds the control character {c:?}; NetworkManager, netplan and \
+                 wpa_supplicant configurations cannot carry it safely"
+            ),
+        );
+        ok = false;
     }
     let country = match &r.country {
         Some(c) => {

@@ -8,7 +8,7 @@ use super::ctx::{Ctx, resolve_path};
 use super::keys;
 use super::located::{Located, StrOr};
 use super::raw::{RawKeyFile, RawPassword, RawRename, RawUser};
-use super::spec::{DefaultUser, PasswordScheme, PasswordSpec, Sudo, UserSpec};
+use super::spec::{DefaultUser, PasswordScheme, PasswordSpec, Sudo, UserOrigins, UserSpec};
 use super::syntax;
 
 /// Lowest uid a recipe user may have (Debian's first regular uid).
@@ -120,9 +120,11 @@ fn user(ctx: &mut Ctx, u: &RawUser, default_user: &DefaultUser) -> Option<UserSp
         }
     }
     let mut groups = Vec::new();
+    let mut group_origins = Vec::new();
     for g in u.groups.iter().flat_map(|g| &g.value) {
         if ctx.check(&g.at, syntax::login_name(&g.value)).is_some() && !groups.contains(&g.value) {
             groups.push(g.value.clone());
+            group_origins.push(g.at.clone());
         }
     }
     let shell = match &u.shell {
@@ -194,6 +196,12 @@ fn user(ctx: &mut Ctx, u: &RawUser, default_user: &DefaultUser) -> Option<UserSp
         password,
         locked,
         authorized_keys,
+        at: UserOrigins {
+            name: u.name.at.clone(),
+            uid: u.uid.as_ref().map(|v| v.at.clone()),
+            shell: u.shell.as_ref().map(|v| v.at.clone()),
+            groups: group_origins,
+        },
     })
 }
 

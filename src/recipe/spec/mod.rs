@@ -22,7 +22,7 @@ pub use settings::{
     BootSpec, CloudInitMode, CloudInitSpec, ConfigLine, DefaultUser, EntryKind, HostKeys,
     InterfaceSpec, Ipv4Spec, Ipv6Mode, Ipv6Spec, KeyboardSpec, MountSpec, NetworkSpec,
     OverlayEntry, OverlaySpec, OverlayTarget, OwnerRef, OwnerSpec, PasswordScheme, PasswordSpec,
-    SecretSource, ServicesSpec, SshSpec, Sudo, UserSpec, WifiSecret, WifiSpec,
+    SecretSource, ServicesSpec, SshSpec, Sudo, UserOrigins, UserSpec, WifiSecret, WifiSpec,
 };
 
 /// The default [`ResolvedRecipe::epoch`]: 2024-01-01T00:00:00Z.

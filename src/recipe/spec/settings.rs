@@ -124,6 +124,21 @@ pub struct UserSpec {
     pub locked: bool,
     /// `authorized_keys` lines, each parsed as an OpenSSH public key (options allowed).
     pub authorized_keys: Vec<String>,
+    /// Where the fields were written, for the checks against the image.
+    pub at: UserOrigins,
+}
+
+/// Where a user's fields were written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserOrigins {
+    /// `name`.
+    pub name: super::super::located::Origin,
+    /// `uid`, if written.
+    pub uid: Option<super::super::located::Origin>,
+    /// `shell`, if written.
+    pub shell: Option<super::super::located::Origin>,
+    /// Each entry of `groups`, in the order of [`UserSpec::groups`].
+    pub groups: Vec<super::super::located::Origin>,
 }
 
 /// What happens to the image's default user (`pi` on Raspberry Pi OS; Ubuntu creates

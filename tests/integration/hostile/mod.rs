@@ -1,6 +1,7 @@
 //! Issue 15: hostile and broken inputs end in one clear error (or a named warning), never in a
 //! crash, a hang or a write on top of damage. One submodule per class of input.
 
+mod checks;
 mod damage;
 mod limits;
 mod links;

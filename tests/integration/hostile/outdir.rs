@@ -140,7 +140,11 @@ fn issue15_a_second_writer_is_refused_and_leaves_the_first_ones_partial_files() 
     let outdir = d.join("out");
     // A finished build elsewhere, to merge from.
     let out = piimage(d, &["build", &r, "--out", "other"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let holder = Holder::lock(&outdir);
     // What a build in progress has written so far.
     std::fs::write(outdir.join(".lab-n1.img.partial-AbCdEf"), b"in progress").unwrap();
