@@ -1,6 +1,7 @@
 //! The command line: clap derive structs, one file per large subcommand.
 
 pub mod build;
+pub mod flash;
 pub mod inspect;
 pub mod merge;
 pub mod plan;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Write ssh_config.local and an Imager manifest with the absolute paths of a moved or
     /// downloaded output directory.
     Localize(merge::LocalizeArgs),
+    /// Write a node image onto a card or disk (only the blocks its .bmap maps), then verify;
+    /// or, given an output directory, every node onto one newly inserted card each.
+    Flash(flash::FlashArgs),
 }
 
 /// The file name of `path`, for listings.

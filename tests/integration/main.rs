@@ -7,6 +7,7 @@ mod engine;
 mod ext4_grow;
 mod ext4_write;
 mod fat_write;
+mod flash;
 mod handoff;
 mod hostile;
 mod image_checks;
