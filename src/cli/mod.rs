@@ -1,6 +1,7 @@
 //! The command line: clap derive structs, one file per large subcommand.
 
 pub mod build;
+pub mod eeprom;
 pub mod flash;
 pub mod inspect;
 pub mod merge;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Write a node image onto a card or disk (only the blocks its .bmap maps), then verify;
     /// or, given an output directory, every node onto one newly inserted card each.
     Flash(flash::FlashArgs),
+    /// Make a one-time bootloader-update card (EEPROM boot order) from the base image's own
+    /// rpi-eeprom files.
+    Eeprom(eeprom::EepromArgs),
 }
 
 /// The file name of `path`, for listings.

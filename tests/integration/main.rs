@@ -3,6 +3,7 @@
 mod boot;
 mod build;
 mod configs;
+mod eeprom;
 mod engine;
 mod ext4_grow;
 mod ext4_write;
