@@ -91,7 +91,7 @@ pub fn run(args: &EepromArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .find(|l| l.starts_with("BOOT_ORDER="))
         .unwrap_or("");
     println!(
-        "wrote {} ({} bytes): {order} from {}; flash it (piimage flash), boot the board from it once, wait for the green LED to blink steadily, then power off",
+        "wrote {} ({} bytes): {order} from {}; flash it (piimage flash), boot the board from it once, wait until the green LED blinks rapidly without stopping, then power off",
         args.out.display(),
         img.len(),
         firmware.image_path
