@@ -21,6 +21,8 @@ pub mod cancel;
 mod civil;
 pub mod cluster;
 pub mod disk;
+pub mod eeprom;
+pub mod flash;
 pub mod fs;
 pub mod inspect;
 pub mod io;

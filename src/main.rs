@@ -19,6 +19,8 @@ fn main() {
         Command::Plan(a) => cli::plan::run(a, &args.global),
         Command::Merge(a) => cli::merge::run(a, &args.global),
         Command::Localize(a) => cli::merge::run_localize(a, &args.global),
+        Command::Flash(a) => cli::flash::run(a, &args.global),
+        Command::Eeprom(a) => cli::eeprom::run(a, &args.global),
     };
     if let Err(err) = result {
         if piimage::cancel::is_requested() {

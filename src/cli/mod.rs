@@ -1,6 +1,8 @@
 //! The command line: clap derive structs, one file per large subcommand.
 
 pub mod build;
+pub mod eeprom;
+pub mod flash;
 pub mod inspect;
 pub mod merge;
 pub mod plan;
@@ -62,6 +64,12 @@ pub enum Command {
     /// Write ssh_config.local and an Imager manifest with the absolute paths of a moved or
     /// downloaded output directory.
     Localize(merge::LocalizeArgs),
+    /// Write a node image onto a card or disk (only the blocks its .bmap maps), then verify;
+    /// or, given an output directory, every node onto one newly inserted card each.
+    Flash(flash::FlashArgs),
+    /// Make a one-time bootloader-update card (EEPROM boot order) from the base image's own
+    /// rpi-eeprom files.
+    Eeprom(eeprom::EepromArgs),
 }
 
 /// The file name of `path`, for listings.

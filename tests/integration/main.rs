@@ -3,10 +3,12 @@
 mod boot;
 mod build;
 mod configs;
+mod eeprom;
 mod engine;
 mod ext4_grow;
 mod ext4_write;
 mod fat_write;
+mod flash;
 mod handoff;
 mod hostile;
 mod image_checks;

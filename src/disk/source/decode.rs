@@ -90,16 +90,7 @@ fn decode_stream(
             }
         }
     };
-    let mut decoder: Box<dyn Read + '_> = match compression {
-        Compression::None => Box::new(input),
-        Compression::Xz => Box::new(XzStreams::new(input).map_err(classify)?),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-        Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(input).map_err(classify)?;
-            d.window_log_max(31).map_err(classify)?;
-            Box::new(d)
-        }
-    };
+    let mut decoder = decoder(input, compression).map_err(classify)?;
 
     let mut out = SparseWriter::new(tmp);
     let mut buf = vec![0u8; BUF_SIZE];
@@ -126,6 +117,28 @@ fn decode_stream(
         });
     }
     Ok((tmp, stats.len))
+}
+
+/// A reader of the decoded bytes of `input`, which is in `compression`: the same decoders
+/// [`decode_into`] uses (all xz streams, all gzip members, zstd up to `--long=31` windows).
+/// Errors while reading are `UnexpectedEof` for truncated input, else the decoder's error.
+///
+/// # Errors
+/// The decoder could not be set up (xz threads, zstd parameters).
+pub fn decoder<'a, R: BufRead + 'a>(
+    input: R,
+    compression: Compression,
+) -> io::Result<Box<dyn Read + 'a>> {
+    Ok(match compression {
+        Compression::None => Box::new(input),
+        Compression::Xz => Box::new(XzStreams::new(input)?),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(input)?;
+            d.window_log_max(31)?;
+            Box::new(d)
+        }
+    })
 }
 
 /// Records the input file's own read errors, so they are not blamed on the compressed data.

@@ -28,7 +28,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 pub use cache::Cache;
-pub use decode::MIN_IMAGE_SIZE;
+pub use decode::{MIN_IMAGE_SIZE, decoder};
 pub use download::{CONNECT_TIMEOUT, READ_TIMEOUT};
 pub use error::SourceError;
 

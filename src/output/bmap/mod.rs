@@ -22,6 +22,7 @@
 
 mod hasher;
 mod mapping;
+pub mod parse;
 pub mod xml;
 
 pub use hasher::RangeHasher;
