@@ -2,6 +2,7 @@
 
 mod boot;
 mod build;
+mod cli;
 mod configs;
 mod engine;
 mod ext4_grow;

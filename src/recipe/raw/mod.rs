@@ -116,7 +116,7 @@ impl Stamp for RawNode {
 }
 
 /// `cluster`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCluster {
     pub name: Option<Located<String>>,
@@ -130,7 +130,7 @@ merge_struct!(RawCluster {
 });
 
 /// `base` (replaced as a whole: `path` and `url` are alternatives).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBase {
     pub url: Option<Located<String>>,
@@ -140,7 +140,7 @@ pub(crate) struct RawBase {
 replace_struct!(RawBase { url, path, sha256 });
 
 /// `output`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutput {
     pub dir: Option<Located<String>>,
@@ -162,7 +162,7 @@ merge_struct!(RawOutput {
 });
 
 /// `build` (replaced as a whole).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBuild {
     pub roles: Option<Located<Vec<Located<String>>>>,
