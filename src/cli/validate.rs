@@ -141,6 +141,7 @@ pub fn summary_json(r: &ResolvedRecipe, checked: Option<&str>) -> serde_json::Va
                 "fqdn": n.fqdn,
                 "role": n.role,
                 "address": n.address.map(|a| a.to_string()),
+                "access_address": n.access_address.map(|a| a.to_string()),
                 "selected": n.selected,
                 "users": n.users.iter().map(|u| u.name.clone()).collect::<Vec<_>>(),
                 "route_via": n.network.route_via,
@@ -182,6 +183,11 @@ fn node_line(n: &NodeSpec, width: usize) -> String {
     } else {
         format!("  users: {}", users.join(", "))
     };
+    let access = n
+        .access_address
+        .map(|a| format!("  reached at {a}"))
+        .unwrap_or_default();
+    let users = format!("{users}{access}");
     let via = n
         .network
         .route_via

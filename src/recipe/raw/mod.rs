@@ -97,6 +97,7 @@ with_settings! {
         pub range: Option<Located<String>>,
         pub hostname: Option<Located<String>>,
         pub address: Option<Located<String>>,
+        pub access_address: Option<Located<String>>,
         pub addresses: Option<Located<StrOr<Vec<Located<String>>>>>,
         pub role: Option<Located<String>>,
     }
@@ -110,6 +111,7 @@ impl Stamp for RawNode {
         self.range.stamp(&f("range"));
         self.hostname.stamp(&f("hostname"));
         self.address.stamp(&f("address"));
+        self.access_address.stamp(&f("access_address"));
         self.addresses.stamp(&f("addresses"));
         self.role.stamp(&f("role"));
     }
