@@ -586,7 +586,11 @@ fn cluster_node(
         name: n.name.clone(),
         hostname: n.hostname.clone(),
         fqdn: n.fqdn.clone(),
-        address: n.address.map(|a| a.ip.to_string()),
+        // The laptop's files reach a multi-homed node at its access address.
+        address: n
+            .access_address
+            .or(n.address.map(|a| a.ip))
+            .map(|ip| ip.to_string()),
         role: n.role.clone(),
         host_key: match plan {
             Some(p) => p.host_key.as_ref().map(|k| k.public_key.clone()),

@@ -4,6 +4,7 @@ mod cli;
 
 use clap::Parser;
 
+use cli::color::{Paint, Stream, Style};
 use cli::{Cli, Command, EXIT_FAILURE};
 
 /// Exit status after a signal when none was recorded (128 + SIGINT).
@@ -21,6 +22,11 @@ fn main() {
         Command::Localize(a) => cli::merge::run_localize(a, &args.global),
         Command::Flash(a) => cli::flash::run(a, &args.global),
         Command::Eeprom(a) => cli::eeprom::run(a, &args.global),
+        Command::Init(a) => cli::init::run(a, &args.global),
+        Command::Schema(a) => cli::schema::run(a, &args.global),
+        Command::Completions(a) => cli::docs::run_completions(a, &args.global),
+        Command::Man(a) => cli::docs::run_man(a, &args.global),
+        Command::Help(a) => cli::docs::run_help(a, &args.global),
     };
     if let Err(err) = result {
         if piimage::cancel::is_requested() {
@@ -29,7 +35,14 @@ fn main() {
             );
             std::process::exit(piimage::cancel::exit_status().unwrap_or(EXIT_INTERRUPTED));
         }
-        eprintln!("error: {}", error_chain(&err));
+        let message = error_chain(&err);
+        if let Some(name) = args.command.json() {
+            // Best effort: stdout may be gone; the exit status still says it failed.
+            let _ = cli::json::print(&cli::json::error(name, &err, &message));
+        } else {
+            let paint = Paint::new(args.global.color, Stream::Stderr);
+            eprintln!("{} {message}", paint.paint(Style::BoldRed, "error:"));
+        }
         std::process::exit(EXIT_FAILURE);
     }
 }

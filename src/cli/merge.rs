@@ -35,7 +35,7 @@ pub struct MergeArgs {
 }
 
 /// Runs `piimage merge`.
-pub fn run(args: &MergeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+pub fn run(args: &MergeArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     let out = match (&args.out, args.dirs.as_slice()) {
         (Some(o), _) => o.clone(),
         (None, [one]) => one.clone(),
@@ -45,16 +45,14 @@ pub fn run(args: &MergeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         base_url: args.base_url.clone(),
     };
     let report = merge(&args.dirs, &out, &opts)?;
-    if !global.quiet {
-        println!(
-            "merged {} node image(s) into {} ({} file(s) copied)",
-            report.built.len(),
-            report.dir.display(),
-            report.copied.len()
-        );
-        for f in &report.cluster_files {
-            println!("  {}", super::file_name(f));
-        }
+    println!(
+        "merged {} node image(s) into {} ({} file(s) copied)",
+        report.built.len(),
+        report.dir.display(),
+        report.copied.len()
+    );
+    for f in &report.cluster_files {
+        println!("  {}", super::file_name(f));
     }
     Ok(())
 }
@@ -74,12 +72,10 @@ pub struct LocalizeArgs {
 }
 
 /// Runs `piimage localize`.
-pub fn run_localize(args: &LocalizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+pub fn run_localize(args: &LocalizeArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     let files = piimage::cluster::localize(&args.dir)?;
-    if !global.quiet {
-        for f in &files {
-            println!("wrote {}", f.display());
-        }
+    for f in &files {
+        println!("wrote {}", f.display());
     }
     Ok(())
 }

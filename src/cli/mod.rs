@@ -3,10 +3,15 @@
 pub mod build;
 pub mod eeprom;
 pub mod flash;
+pub mod color;
+pub mod docs;
+pub mod init;
 pub mod inspect;
+pub mod json;
 pub mod merge;
 pub mod plan;
 pub mod progress;
+pub mod schema;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -25,7 +30,14 @@ compressed and downloaded images are kept in the cache ($XDG_CACHE_HOME/piimage,
 
 /// Build customised Raspberry Pi cluster node images from official images, without root.
 #[derive(Debug, Parser)]
-#[command(name = "piimage", version, about, long_about = None, after_help = AFTER_HELP)]
+#[command(
+    name = "piimage",
+    version,
+    about,
+    long_about = None,
+    after_help = AFTER_HELP,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -39,9 +51,15 @@ pub struct Cli {
 /// Options every subcommand takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// No progress bars (they are also off when stderr is not a terminal).
+    /// No progress bars (they are also off when stderr is not a terminal); summaries still
+    /// go to stdout.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Colour in plan diffs and error messages: `auto` (on a terminal, unless NO_COLOR is
+    /// set), `always` or `never`.
+    #[arg(long, global = true, value_name = "WHEN", default_value_t = color::ColorChoice::Auto)]
+    pub color: color::ColorChoice,
 
     /// Cache directory for downloads and decompressed base images.
     #[arg(long, global = true, value_name = "DIR", env = "PIIMAGE_CACHE_DIR")]
@@ -70,6 +88,28 @@ pub enum Command {
     /// Make a one-time bootloader-update card (EEPROM boot order) from the base image's own
     /// rpi-eeprom files.
     Eeprom(eeprom::EepromArgs),
+    /// Write a commented starter recipe that `piimage validate` accepts.
+    Init(init::InitArgs),
+    /// Print the JSON Schema of recipes (for editors and CI checks).
+    Schema(schema::SchemaArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write one page per subcommand into a directory.
+    Man(docs::ManArgs),
+    /// Print the help of a subcommand, or the recipe reference (`piimage help recipe`).
+    Help(docs::HelpArgs),
+}
+
+impl Command {
+    /// The subcommand's name when it was asked for JSON output (its errors are then JSON too).
+    pub fn json(&self) -> Option<&'static str> {
+        match self {
+            Self::Validate(a) if a.json => Some("validate"),
+            Self::Plan(a) if a.json => Some("plan"),
+            Self::Build(a) if a.json => Some("build"),
+            _ => None,
+        }
+    }
 }
 
 /// The file name of `path`, for listings.
@@ -101,6 +141,59 @@ impl GlobalArgs {
     }
 }
 
+/// Refuses `--node` names the recipe does not have, listing the ones it has (and the closest
+/// one), before any image is opened.
+pub fn check_node_names(
+    recipe: &piimage::recipe::ResolvedRecipe,
+    names: &[String],
+) -> anyhow::Result<()> {
+    for name in names {
+        if recipe.node(name).is_some() {
+            continue;
+        }
+        let known: Vec<&str> = recipe.nodes.iter().map(|n| n.name.as_str()).collect();
+        let closest = closest_name(name, &known)
+            .map(|k| format!(" (did you mean {k}?)"))
+            .unwrap_or_default();
+        anyhow::bail!(
+            "--node {name}: the recipe has no such node{closest}; its nodes are: {}",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The known name `name` was most likely meant as: the same prefix and number
+/// (`worker-9` for `worker-09`); for a number no node of that prefix has, none; else the
+/// nearest by edit distance (at most 2 edits).
+fn closest_name<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn split(s: &str) -> (&str, Option<u64>) {
+        let digits = s.len() - s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        let (prefix, number) = s.split_at(s.len() - digits);
+        (prefix, number.parse().ok())
+    }
+    let (prefix, number) = split(name);
+    if number.is_some()
+        && let Some(k) = known.iter().find(|k| split(k) == (prefix, number))
+    {
+        return Some(k);
+    }
+    if number.is_some()
+        && known
+            .iter()
+            .any(|k| split(k).0 == prefix && split(k).1.is_some())
+    {
+        // A number out of a range's span: the list of names says more than a guess.
+        return None;
+    }
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 impl RecipeArgs {
     /// Loads and validates the recipe, with `--base` applied.
     pub fn load(&self, skip_secrets: bool) -> anyhow::Result<piimage::recipe::ResolvedRecipe> {
@@ -117,6 +210,21 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn closest_names() {
+        let known = ["gw", "worker-01", "worker-02", "worker-10"];
+        let cases = [
+            ("number without padding", "worker-1", Some("worker-01")),
+            ("number with other padding", "worker-010", Some("worker-10")),
+            ("typo", "wroker-02", Some("worker-02")),
+            ("number out of the range", "worker-9", None),
+            ("nothing near", "database", None),
+        ];
+        for (what, name, want) in cases {
+            assert_eq!(closest_name(name, &known), want, "{what}");
+        }
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

@@ -15,6 +15,7 @@ use piimage::inspect::human_bytes;
 use piimage::ops::{FileOp, Part, apply_text_edit};
 use piimage::plan::redact::redact;
 
+use super::color::{Paint, Stream, Style};
 use super::progress::Bars;
 use super::{GlobalArgs, RecipeArgs};
 
@@ -27,7 +28,9 @@ change, link or remove (partition, path, mode, owner, size), and a diff for ever
 existing text file (cmdline.txt's diff shows its final line; password hashes, Wi-Fi PSKs,
 passwords, tokens and private keys are shown as markers that change when they do). The base image is
 resolved (downloaded or decompressed into the cache if needed) and read, never written; no
-output is produced. Without a recipe seed, generated keys and hashes differ between runs.")]
+output is produced. Without a recipe seed, generated keys and hashes differ between runs.
+Diffs are coloured on a terminal (--color, NO_COLOR); --json prints the plan as one JSON
+object (`\"version\": 1`, the layout is in docs/cli-json.md in the source).")]
 pub struct PlanArgs {
     /// The recipe and base override.
     #[command(flatten)]
@@ -36,6 +39,10 @@ pub struct PlanArgs {
     /// Plan only this node (repeatable).
     #[arg(long = "node", value_name = "NAME")]
     pub nodes: Vec<String>,
+
+    /// Print the plan as one JSON object (`"version": 1`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Reads text files of the base, as the plan's edits see them.
@@ -74,8 +81,11 @@ impl BaseFiles {
     }
 }
 
-fn diff(old: &str, new: &str, out: &mut String) {
+/// The changed lines of `old` -> `new` with one line of context, as (sign, line) pairs; a
+/// `...` entry (sign `' '`, no line) ends each hunk. Lines lose their final newline.
+fn diff_lines(old: &str, new: &str) -> Vec<(char, Option<String>)> {
     let d = similar::TextDiff::from_lines(old, new);
+    let mut out = Vec::new();
     for group in d.grouped_ops(1) {
         for op in group {
             for change in d.iter_changes(&op) {
@@ -85,13 +95,29 @@ fn diff(old: &str, new: &str, out: &mut String) {
                     similar::ChangeTag::Equal => ' ',
                 };
                 let line = change.value();
-                let _ = write!(out, "      {sign} {}", line);
-                if !line.ends_with('\n') {
-                    out.push('\n');
-                }
+                let line = line.strip_suffix('\n').unwrap_or(line);
+                out.push((sign, Some(line.to_owned())));
             }
         }
-        out.push_str("      ...\n");
+        out.push((' ', None));
+    }
+    out
+}
+
+fn diff(lines: &[(char, Option<String>)], paint: Paint, out: &mut String) {
+    for (sign, line) in lines {
+        let text = match line {
+            Some(l) => format!("      {sign} {l}"),
+            None => "      ...".to_owned(),
+        };
+        let text = match (sign, line) {
+            ('-', _) => paint.paint(Style::Red, &text),
+            ('+', _) => paint.paint(Style::Green, &text),
+            (_, None) => paint.paint(Style::Cyan, &text),
+            _ => text,
+        };
+        out.push_str(&text);
+        out.push('\n');
     }
 }
 
@@ -195,12 +221,20 @@ fn fold(ops: &[FileOp], files: &BaseFiles) -> Vec<Touched> {
 /// Runs `piimage plan`.
 pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let resolved = args.recipe.load(false)?;
+    super::check_node_names(&resolved, &args.nodes)?;
     let cache = global.cache()?;
     let base_image = source::resolve(&resolved.base, &cache, &Bars::new(global.quiet))?;
     let mut base = prepare_base(&base_image.raw_path)?;
     if let Some(size) = resolved.output.size {
         base = base.grow(size)?;
     }
+    if args.json {
+        let seed = seed_bytes(&resolved)?;
+        let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
+        let files = BaseFiles::open(&base)?;
+        return super::json::print(&plan_json(&base, &plans, &files));
+    }
+    let paint = Paint::new(global.color, Stream::Stdout);
     if let Some(g) = &base.growth {
         println!(
             "image grown to {} (output.size): root partition {} from {} to {}, ext4 from {} to {} blocks\n",
@@ -213,7 +247,7 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         );
     }
     for w in &base.layout.table.warnings {
-        println!("warning: {w}\n");
+        println!("{} {w}\n", paint.paint(Style::BoldYellow, "warning:"));
     }
     let seed = seed_bytes(&resolved)?;
     let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
@@ -230,15 +264,83 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let mut text = String::new();
         for t in fold(&p.ops, &files) {
             let _ = writeln!(text, "  {:<8}{}:{}  {}", t.action, t.part, t.path, t.detail);
-            if let (Some(before), Some(after)) = (&t.before, &t.after)
-                && before != after
-            {
-                // Secrets are shown as markers that change when they do (see plan::redact).
-                let (before, after) = (redact(&t.path, before), redact(&t.path, after));
-                diff(&before, &after, &mut text);
+            if let Some(lines) = changed_lines(&t) {
+                diff(&lines, paint, &mut text);
             }
         }
         println!("{text}");
     }
     Ok(())
+}
+
+/// The diff of an edited text file, secrets shown as markers that change when they do (see
+/// plan::redact); `None` when there is nothing to compare.
+fn changed_lines(t: &Touched) -> Option<Vec<(char, Option<String>)>> {
+    let (Some(before), Some(after)) = (&t.before, &t.after) else {
+        return None;
+    };
+    if before == after {
+        return None;
+    }
+    let (before, after) = (redact(&t.path, before), redact(&t.path, after));
+    Some(diff_lines(&before, &after))
+}
+
+/// The plan as JSON (layout in `docs/cli-json.md`).
+fn plan_json(
+    base: &PreparedBase,
+    plans: &[piimage::plan::node::NodePlan],
+    files: &BaseFiles,
+) -> serde_json::Value {
+    use serde_json::json;
+    let growth = base.growth.as_ref().map(|g| {
+        json!({
+            "size": base.storage.len(),
+            "partition": g.partition,
+            "old_partition_size": g.old_len,
+            "new_partition_size": g.new_len,
+            "old_ext4_blocks": g.ext4.old_blocks,
+            "new_ext4_blocks": g.ext4.new_blocks,
+        })
+    });
+    let nodes: Vec<serde_json::Value> = plans
+        .iter()
+        .map(|p| {
+            let files: Vec<serde_json::Value> = fold(&p.ops, files)
+                .iter()
+                .map(|t| {
+                    let diff = changed_lines(t).map(|lines| {
+                        lines
+                            .into_iter()
+                            .map(|(sign, line)| match line {
+                                Some(l) => format!("{sign} {l}"),
+                                None => "...".to_owned(),
+                            })
+                            .collect::<Vec<_>>()
+                    });
+                    json!({
+                        "action": t.action,
+                        "partition": t.part.to_string(),
+                        "path": t.path,
+                        "detail": t.detail,
+                        "diff": diff,
+                    })
+                })
+                .collect();
+            json!({
+                "name": p.name,
+                "operations": p.ops.len(),
+                "disk_id": p.disk_id.map(|d| format!("{d:08x}")),
+                "files": files,
+            })
+        })
+        .collect();
+    super::json::ok(
+        "plan",
+        json!({
+            "growth": growth,
+            "warnings": base.layout.table.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "nodes": nodes,
+        }),
+    )
 }

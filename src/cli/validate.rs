@@ -26,7 +26,8 @@ With --base IMAGE, also what only the image knows: the time zone, locale and key
 exist in it, every dtoverlay= has its .dtbo on the boot partition, and (unless
 --skip-secrets) every node plans: groups, shells and units exist. The image is only read.
 Each problem is reported as FILE:LINE:COLUMN: FIELD: MESSAGE. The recipe format is documented
-in recipes/README.md.")]
+by `piimage help recipe`; --json prints the summary (or the problems) as JSON, see
+`piimage help validate` and docs/cli-json.md in the source.")]
 pub struct ValidateArgs {
     /// The recipe and base override.
     #[command(flatten)]
@@ -36,6 +37,10 @@ pub struct ValidateArgs {
     /// exist (for checking a recipe where its secrets are not available).
     #[arg(long)]
     pub skip_secrets: bool,
+
+    /// Print the result (or the problems) as one JSON object (`"version": 1`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `piimage validate`.
@@ -57,6 +62,9 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             plan_all(&resolved, &base, &seed_bytes(&resolved)?, &[], None)?;
             checked = Some("time zone, locale, keyboard and dtoverlay files; every node planned");
         }
+    }
+    if args.json {
+        return super::json::print(&summary_json(&resolved, checked));
     }
     let mut text = summary(&resolved);
     if let Some(what) = checked {
@@ -116,6 +124,54 @@ pub fn summary(r: &ResolvedRecipe) -> String {
     s
 }
 
+/// The summary as JSON (layout in `docs/cli-json.md`).
+pub fn summary_json(r: &ResolvedRecipe, checked: Option<&str>) -> serde_json::Value {
+    use serde_json::json;
+    let base = match &r.base {
+        BaseSpec::Url { url, sha256 } => json!({ "url": url, "sha256": sha256.to_string() }),
+        BaseSpec::Path { path, .. } => json!({ "path": path.display().to_string() }),
+    };
+    let nodes: Vec<serde_json::Value> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            json!({
+                "name": n.name,
+                "hostname": n.hostname,
+                "fqdn": n.fqdn,
+                "role": n.role,
+                "address": n.address.map(|a| a.to_string()),
+                "access_address": n.access_address.map(|a| a.to_string()),
+                "selected": n.selected,
+                "users": n.users.iter().map(|u| u.name.clone()).collect::<Vec<_>>(),
+                "route_via": n.network.route_via,
+            })
+        })
+        .collect();
+    super::json::ok(
+        "validate",
+        json!({
+            "recipe": r.chain.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "cluster": {
+                "name": r.cluster.name,
+                "domain": r.cluster.domain,
+                "description": r.cluster.description.as_deref().map(str::trim),
+            },
+            "base": base,
+            "base_overridden": r.base_overridden,
+            "image_checked": checked,
+            "output": {
+                "dir": r.output.dir.display().to_string(),
+                "name": r.output.name,
+                "formats": r.output.formats.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "medium": r.output.medium.to_string(),
+                "size": r.output.size,
+            },
+            "nodes": nodes,
+        }),
+    )
+}
+
 fn node_line(n: &NodeSpec, width: usize) -> String {
     let mark = if n.selected { '*' } else { ' ' };
     let address = n
@@ -127,6 +183,11 @@ fn node_line(n: &NodeSpec, width: usize) -> String {
     } else {
         format!("  users: {}", users.join(", "))
     };
+    let access = n
+        .access_address
+        .map(|a| format!("  reached at {a}"))
+        .unwrap_or_default();
+    let users = format!("{users}{access}");
     let via = n
         .network
         .route_via

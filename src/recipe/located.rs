@@ -176,3 +176,38 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for StrOr<T> {
         deserializer.deserialize_any(V(PhantomData))
     }
 }
+
+/// In the JSON Schema a located value is the value itself: the origin is not written.
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// In the JSON Schema: a string, or `T`'s own form.
+impl<T: schemars::JsonSchema> schemars::JsonSchema for StrOr<T> {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("StrOr_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let full = generator.subschema_for::<T>();
+        schemars::json_schema!({ "anyOf": [{ "type": "string" }, full] })
+    }
+}

@@ -28,6 +28,7 @@ mod nodes;
 mod overlay;
 mod raw;
 mod resolve;
+mod schema;
 mod sections;
 mod spec;
 pub mod syntax;
@@ -39,6 +40,7 @@ use std::path::Path;
 pub use ctx::LoadOptions;
 pub use error::{Problem, RecipeError};
 pub use located::Origin;
+pub use schema::{SCHEMA_ID, json_schema};
 pub use spec::*;
 
 /// Loads, merges, expands and validates the recipe at `path` (see the module docs).

@@ -30,6 +30,8 @@ pub(crate) struct ExpandedNode {
     pub address: Option<NodeAddress>,
     /// Where the address was written (or allocated from).
     pub address_at: Option<Origin>,
+    /// `access_address`: how the machine that connects reaches the node, when not `address`.
+    pub access_address: Option<IpAddr>,
     /// Role.
     pub role: String,
     /// Number in a range name.
@@ -188,12 +190,28 @@ pub(crate) fn expand(
                 if let Err(e) = syntax::hostname_label(&name.value) {
                     problems.add(&name.at, e);
                 }
+                let access_address = raw.access_address.as_ref().and_then(|a| {
+                    match a.value.parse::<IpAddr>() {
+                        Ok(ip) => Some(ip),
+                        Err(_) => {
+                            problems.add(
+                                &a.at,
+                                format!(
+                                    "{:?} is not an IP address (no /prefix: it is only used to connect)",
+                                    a.value
+                                ),
+                            );
+                            None
+                        }
+                    }
+                });
                 out.push(ExpandedNode {
                     name: name.value.clone(),
                     at: name.at.clone(),
                     hostname: raw.hostname.clone(),
                     address: address.as_ref().map(|a| a.0),
                     address_at: address.map(|a| a.1),
+                    access_address,
                     role,
                     index: None,
                     settings,
@@ -210,6 +228,12 @@ pub(crate) fn expand(
                     problems.add(
                         &h.at,
                         "a range cannot set `hostname`: each node's hostname is its name",
+                    );
+                }
+                if let Some(a) = &raw.access_address {
+                    problems.add(
+                        &a.at,
+                        "a range cannot set `access_address` (single nodes only, e.g. a gateway)",
                     );
                 }
                 let members = match Range::parse(&range.value) {
@@ -237,6 +261,7 @@ pub(crate) fn expand(
                         hostname: None,
                         address,
                         address_at: addresses.as_ref().map(|(_, at)| at.clone()),
+                        access_address: None,
                         role: role.clone(),
                         index: Some(n),
                         settings: settings.clone(),

@@ -181,6 +181,7 @@ fn node(
         name: exp.name.clone(),
         hostname,
         address: exp.address,
+        access_address: exp.access_address,
         role: exp.role.clone(),
         index: exp.index,
         selected,

@@ -250,6 +250,41 @@ fn issue10_gateway_and_worker_in_one_directory_survive_a_move() {
         assert!(eff.contains(want), "{want:?} not in\n{eff}");
     }
 
+    // Item 4, addresses per network: the laptop reaches gw at its access (LAN) address, the
+    // nodes' /etc/hosts name it by its cluster address.
+    let g = Command::new("ssh")
+        .args(["-G", "-F", "ssh_config", "gw"])
+        .current_dir(&moved)
+        .output()
+        .unwrap();
+    ok(&g, "ssh -G gw");
+    assert!(String::from_utf8_lossy(&g.stdout).contains("hostname 192.168.1.50\n"));
+    assert!(read(&moved, "hosts").contains("192.168.1.50\tgw.pico.lan gw\n"));
+    let info = fixtures::info(Fixture::RaspiosBookworm);
+    for node in ["gw", "worker-01"] {
+        let raw = root.path().join(format!("{node}.img"));
+        let zst = moved.join(format!("pico-{node}.img.zst"));
+        run_ok(
+            "zstd",
+            &[
+                "-q",
+                "-d",
+                zst.to_str().unwrap(),
+                "-o",
+                raw.to_str().unwrap(),
+            ],
+        );
+        let hosts = debugfs(&raw, info.root.offset(), "cat /etc/hosts");
+        assert!(
+            hosts
+                .lines()
+                .any(|l| l.starts_with("10.42.0.1") && l.ends_with(" gw")),
+            "{node}: gw's cluster address missing from /etc/hosts:\n{hosts}"
+        );
+        assert!(!hosts.contains("192.168.1.50"), "{node}:\n{hosts}");
+        std::fs::remove_file(&raw).unwrap();
+    }
+
     // ansible-inventory from another directory.
     let inv = moved.join("inventory.yaml");
     let out = Command::new("ansible-inventory")
@@ -261,6 +296,7 @@ fn issue10_gateway_and_worker_in_one_directory_survive_a_move() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["gateway"]["hosts"], serde_json::json!(["gw"]));
     assert_eq!(v["worker"]["hosts"].as_array().unwrap().len(), 8, "{v}");
+    assert_eq!(v["_meta"]["hostvars"]["gw"]["ansible_host"], "192.168.1.50");
     let w1 = &v["_meta"]["hostvars"]["worker-01"];
     assert_eq!(w1["ansible_host"], "10.42.0.11");
     let args = w1["ansible_ssh_common_args"].as_str().unwrap();

@@ -2,6 +2,7 @@
 
 mod boot;
 mod build;
+mod cli;
 mod configs;
 mod eeprom;
 mod engine;

@@ -97,6 +97,7 @@ with_settings! {
         pub range: Option<Located<String>>,
         pub hostname: Option<Located<String>>,
         pub address: Option<Located<String>>,
+        pub access_address: Option<Located<String>>,
         pub addresses: Option<Located<StrOr<Vec<Located<String>>>>>,
         pub role: Option<Located<String>>,
     }
@@ -110,13 +111,14 @@ impl Stamp for RawNode {
         self.range.stamp(&f("range"));
         self.hostname.stamp(&f("hostname"));
         self.address.stamp(&f("address"));
+        self.access_address.stamp(&f("access_address"));
         self.addresses.stamp(&f("addresses"));
         self.role.stamp(&f("role"));
     }
 }
 
 /// `cluster`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCluster {
     pub name: Option<Located<String>>,
@@ -130,7 +132,7 @@ merge_struct!(RawCluster {
 });
 
 /// `base` (replaced as a whole: `path` and `url` are alternatives).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBase {
     pub url: Option<Located<String>>,
@@ -140,7 +142,7 @@ pub(crate) struct RawBase {
 replace_struct!(RawBase { url, path, sha256 });
 
 /// `output`.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutput {
     pub dir: Option<Located<String>>,
@@ -162,7 +164,7 @@ merge_struct!(RawOutput {
 });
 
 /// `build` (replaced as a whole).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBuild {
     pub roles: Option<Located<Vec<Located<String>>>>,

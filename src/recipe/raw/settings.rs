@@ -35,7 +35,7 @@ macro_rules! with_settings {
     };
     (@emit [$($m:tt)*] $name:ident [$($extra:tt)*]; $($f:ident : $t:ty),* $(,)?) => {
         $($m)*
-        #[derive(Debug, Clone, Default, serde::Deserialize)]
+        #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
         #[serde(deny_unknown_fields)]
         pub(crate) struct $name {
             $($extra)*
@@ -89,7 +89,7 @@ impl crate::recipe::merge::Stamp for RawSettings {
 }
 
 /// `users[]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawUser {
     pub name: Located<String>,
@@ -115,7 +115,7 @@ stamp_struct!(RawUser {
 });
 
 /// `users[].password` as a mapping.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPassword {
     pub hash: Option<Located<String>>,
@@ -131,7 +131,7 @@ stamp_struct!(RawPassword {
 });
 
 /// `{ file: … }` for an SSH key list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawKeyFile {
     pub file: Located<String>,
@@ -139,7 +139,7 @@ pub(crate) struct RawKeyFile {
 stamp_struct!(RawKeyFile { file });
 
 /// A secret as a mapping: `{ file: … }` or `{ env: … }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSecret {
     pub file: Option<Located<String>>,
@@ -148,7 +148,7 @@ pub(crate) struct RawSecret {
 stamp_struct!(RawSecret { file, env });
 
 /// `default_user: { rename: NAME }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRename {
     pub rename: Located<String>,
@@ -156,7 +156,7 @@ pub(crate) struct RawRename {
 stamp_struct!(RawRename { rename });
 
 /// `ssh`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSsh {
     pub enable: Option<Located<bool>>,
@@ -178,7 +178,7 @@ merge_struct!(RawSsh {
 });
 
 /// `hosts`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHosts {
     pub extra: Option<Located<Vec<Located<RawHostEntry>>>>,
@@ -186,7 +186,7 @@ pub(crate) struct RawHosts {
 merge_struct!(RawHosts { extra });
 
 /// `hosts.extra[]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHostEntry {
     pub address: Located<String>,
@@ -195,7 +195,7 @@ pub(crate) struct RawHostEntry {
 stamp_struct!(RawHostEntry { address, names });
 
 /// `network`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNetwork {
     pub primary: Option<Located<String>>,
@@ -211,7 +211,7 @@ merge_struct!(RawNetwork {
 });
 
 /// `network.interfaces.<name>`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInterface {
     pub dhcp: Option<Located<bool>>,
@@ -235,7 +235,7 @@ merge_struct!(RawInterface {
 });
 
 /// `network.interfaces.<name>.wifi` (replaced as a whole: a passphrase belongs to its SSID).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWifi {
     pub ssid: Located<String>,
@@ -253,7 +253,7 @@ replace_struct!(RawWifi {
 });
 
 /// `cloud_init`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCloudInit {
     pub mode: Option<Located<CloudInitMode>>,
@@ -267,7 +267,7 @@ merge_struct!(RawCloudInit {
 });
 
 /// `boot`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBoot {
     pub config_txt: Option<Located<Vec<Located<StrOr<RawConfigLine>>>>>,
@@ -281,7 +281,7 @@ merge_struct!(RawBoot {
 });
 
 /// `boot.config_txt[]` as a mapping.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfigLine {
     pub line: Located<String>,
@@ -290,7 +290,7 @@ pub(crate) struct RawConfigLine {
 stamp_struct!(RawConfigLine { line, section });
 
 /// `boot.cmdline`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCmdline {
     pub add: Option<Located<Vec<Located<String>>>>,
@@ -299,7 +299,7 @@ pub(crate) struct RawCmdline {
 merge_struct!(RawCmdline { add, remove });
 
 /// `mounts[]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawMount {
     pub source: Located<String>,
@@ -317,7 +317,7 @@ stamp_struct!(RawMount {
 });
 
 /// `keyboard` as a mapping.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawKeyboard {
     pub layout: Located<String>,
@@ -326,7 +326,7 @@ pub(crate) struct RawKeyboard {
 stamp_struct!(RawKeyboard { layout, model });
 
 /// `services`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServices {
     pub enable: Option<Located<Vec<Located<String>>>>,
@@ -335,7 +335,7 @@ pub(crate) struct RawServices {
 merge_struct!(RawServices { enable, disable });
 
 /// `overlays[]` as a mapping.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOverlay {
     pub source: Located<String>,
@@ -353,7 +353,7 @@ stamp_struct!(RawOverlay {
 });
 
 /// `overlays[].rules[]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRule {
     pub glob: Located<String>,

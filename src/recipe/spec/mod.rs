@@ -127,7 +127,7 @@ impl OutputSpec {
 }
 
 /// An output file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, schemars::JsonSchema)]
 pub enum OutputFormat {
     /// Raw disk image (sparse).
     #[serde(rename = "img")]
@@ -173,7 +173,7 @@ impl fmt::Display for OutputFormat {
 }
 
 /// The storage the image is written to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Medium {
     /// microSD card.

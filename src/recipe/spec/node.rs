@@ -50,8 +50,11 @@ pub struct NodeSpec {
     pub hostname: String,
     /// `hostname.domain` when the cluster has a domain.
     pub fqdn: Option<String>,
-    /// The node's address, if known.
+    /// The node's address, if known: what the other nodes' `/etc/hosts` name it by.
     pub address: Option<NodeAddress>,
+    /// The address the machine that connects (ssh_config, inventory, hosts, known_hosts,
+    /// nodes.json) reaches the node at, when it is not `address` (a multi-homed gateway).
+    pub access_address: Option<std::net::IpAddr>,
     /// Role (`node` unless set); groups nodes in the inventory and selects `roles.<role>`.
     pub role: String,
     /// For nodes from a range, the number in the name (`3` for `worker-03`).

@@ -66,7 +66,7 @@ impl fmt::Debug for SecretSource {
 }
 
 /// The crypt(3) scheme piimage hashes a plaintext password with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PasswordScheme {
     /// yescrypt (`$y$`), the default of Debian 11+ and Ubuntu 22.04+.
@@ -91,7 +91,7 @@ pub enum PasswordSpec {
 }
 
 /// How a user may use sudo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sudo {
     /// Not at all.
@@ -156,7 +156,7 @@ pub enum DefaultUser {
 }
 
 /// SSH host keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HostKeys {
     /// piimage generates one Ed25519 key per node (from the seed, if any) and writes it to
@@ -189,7 +189,7 @@ pub struct SshSpec {
 }
 
 /// IPv6 configuration mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Ipv6Mode {
     /// Router advertisements (SLAAC), the OS default.
@@ -274,7 +274,7 @@ pub struct NetworkSpec {
 }
 
 /// How cloud-init settings land.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CloudInitMode {
     /// Write the final state into the root filesystem (and stop a seed from undoing it).
@@ -366,7 +366,7 @@ pub struct ServicesSpec {
 }
 
 /// Which partition an overlay goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OverlayTarget {
     /// The ext4 root filesystem.
