@@ -24,6 +24,7 @@ pub mod disk;
 pub mod fs;
 pub mod inspect;
 pub mod io;
+pub mod netboot;
 pub mod ops;
 pub mod output;
 pub mod pipeline;

@@ -34,6 +34,8 @@ pub(crate) struct ExpandedNode {
     pub role: String,
     /// Number in a range name.
     pub index: Option<u64>,
+    /// The board's serial or MAC, for network boot.
+    pub boot_id: Option<super::spec::BootId>,
     /// The entry's own settings.
     pub settings: RawSettings,
 }
@@ -188,6 +190,7 @@ pub(crate) fn expand(
                 if let Err(e) = syntax::hostname_label(&name.value) {
                     problems.add(&name.at, e);
                 }
+                let boot_id = super::netboot::single(&raw, problems);
                 out.push(ExpandedNode {
                     name: name.value.clone(),
                     at: name.at.clone(),
@@ -196,6 +199,7 @@ pub(crate) fn expand(
                     address_at: address.map(|a| a.1),
                     role,
                     index: None,
+                    boot_id,
                     settings,
                 });
             }
@@ -227,7 +231,8 @@ pub(crate) fn expand(
                 }
                 let addresses =
                     range_addresses(raw.addresses.as_ref(), members.len(), &mut taken, problems);
-                for (i, (n, name)) in members.into_iter().enumerate() {
+                let boot_ids = super::netboot::range(&raw, members.len(), problems);
+                for (i, ((n, name), boot_id)) in members.into_iter().zip(boot_ids).enumerate() {
                     let address = addresses
                         .as_ref()
                         .and_then(|(list, _)| list.get(i).copied());
@@ -239,6 +244,7 @@ pub(crate) fn expand(
                         address_at: addresses.as_ref().map(|(_, at)| at.clone()),
                         role: role.clone(),
                         index: Some(n),
+                        boot_id,
                         settings: settings.clone(),
                     });
                 }

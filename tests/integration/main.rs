@@ -12,6 +12,7 @@ mod hostile;
 mod image_checks;
 mod inspect;
 mod manifest;
+mod netboot;
 mod output;
 mod recipe;
 mod secrets;
