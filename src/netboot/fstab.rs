@@ -4,8 +4,8 @@
 //! to mount the SD card: lines whose device is a disk partition (`PARTUUID=`, `UUID=`,
 //! `LABEL=`, `PARTLABEL=`, `/dev/mmcblk*`, `/dev/sd*`, `/dev/nvme*`, `/dev/disk/*`) and every
 //! `swap` line go, each kept as a comment saying why. Every other line (`proc`, `tmpfs`, the
-//! recipe's network mounts) stays as it was. Two lines are added: the root (`/dev/nfs`, so that
-//! `systemd-remount-fs` finds it) and the node's TFTP directory on `/boot/firmware` over NFS,
+//! recipe's network mounts) stays as it was. Two lines are added: the root (`SERVER:PATH` as nfs, so that
+//! `systemd-remount-fs` finds its options) and the node's TFTP directory on `/boot/firmware` over NFS,
 //! so that kernel and firmware updates on the node land where the board boots from.
 
 /// Devices of the card or disk the image was made for.

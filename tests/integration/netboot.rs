@@ -629,3 +629,118 @@ fn exportfs_accepts(text: &str, paths: &[String]) {
         );
     }
 }
+
+/// Loads `text` as a recipe; returns `(field, line, message)` of each problem.
+fn problems(text: &str) -> Vec<(String, u64, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("base.img"), b"x").unwrap();
+    std::fs::write(dir.path().join("r.yaml"), text).unwrap();
+    match piimage::recipe::load(
+        &dir.path().join("r.yaml"),
+        &piimage::recipe::LoadOptions::default(),
+    ) {
+        Ok(_) => Vec::new(),
+        Err(e) => e
+            .problems
+            .iter()
+            .map(|p| (p.field.clone(), p.line, p.message.clone()))
+            .collect(),
+    }
+}
+
+#[test]
+fn issue12_netboot_recipe_mistakes_name_their_line_and_field() {
+    let head = "cluster: { name: lab }\nbase: { path: base.img }\n";
+    let with = |rest: &str| format!("{head}output: {{ formats: [img, netboot] }}\n{rest}");
+    for (name, text, field, line, says) in [
+        (
+            "no netboot section",
+            with("nodes:\n  - { name: a, serial: 1a2b3c4d }\n"),
+            "output.formats",
+            3,
+            "needs a `netboot:` section",
+        ),
+        (
+            "no serial",
+            with("netboot: { server: 10.0.0.1/24 }\nnodes:\n  - { name: a }\n"),
+            "output.formats",
+            3,
+            "node \"a\" has no `serial:`",
+        ),
+        (
+            "bad serial",
+            with("netboot: { server: 10.0.0.1/24 }\nnodes:\n  - { name: a, serial: 1a2b3 }\n"),
+            "nodes[0].serial",
+            6,
+            "not a board serial number",
+        ),
+        (
+            "serial on a range",
+            with(
+                "netboot: { server: 10.0.0.1/24 }\nnodes:\n  - { range: \"w{1..2}\", serial: 1a2b3c4d }\n",
+            ),
+            "nodes[0].serial",
+            6,
+            "a range takes `serials`",
+        ),
+        (
+            "too few serials",
+            with(
+                "netboot: { server: 10.0.0.1/24 }\nnodes:\n  - { range: \"w{1..2}\", serials: [1a2b3c4d] }\n",
+            ),
+            "nodes[0].serials",
+            6,
+            "1 serials for a range of 2 nodes",
+        ),
+        (
+            "the same board twice",
+            with(
+                "netboot: { server: 10.0.0.1/24 }\nnodes:\n  - { name: a, serial: 1a2b3c4d }\n  - { name: b, mac: \"dc:a6:32:01:02:03\" }\n  - { name: c, serial: 1A2B3C4D }\n",
+            ),
+            "output.formats",
+            3,
+            "nodes \"a\" and \"c\" have the same board id 1a2b3c4d",
+        ),
+        (
+            "IPv6 server",
+            with(
+                "netboot: { server: \"fd00::1/64\" }\nnodes:\n  - { name: a, serial: 1a2b3c4d }\n",
+            ),
+            "netboot.server",
+            4,
+            "IPv4 only",
+        ),
+        (
+            "export root with a comma",
+            with(
+                "netboot: { server: 10.0.0.1/24, export_root: \"/srv/a,b\" }\nnodes:\n  - { name: a, serial: 1a2b3c4d }\n",
+            ),
+            "netboot.export_root",
+            4,
+            "not a usable server directory",
+        ),
+        (
+            "netboot alone",
+            format!(
+                "{head}output: {{ formats: [netboot] }}\nnetboot: {{ server: 10.0.0.1/24 }}\nnodes:\n  - {{ name: a, serial: 1a2b3c4d }}\n"
+            ),
+            "output.formats",
+            3,
+            "no image format",
+        ),
+    ] {
+        let got = problems(&text);
+        assert!(
+            got.iter()
+                .any(|(f, l, m)| f == field && *l == line && m.contains(says)),
+            "{name}: want {field} at line {line} saying {says:?}, got {got:#?}"
+        );
+    }
+    // Without the netboot format, serials are checked but nothing else is asked for.
+    assert!(
+        problems(&format!(
+            "{head}nodes:\n  - {{ name: a, serial: 1a2b3c4d }}\n"
+        ))
+        .is_empty()
+    );
+}
