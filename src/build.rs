@@ -118,8 +118,10 @@ pub struct BuildReport {
     pub dir: PathBuf,
     /// Per node, its outputs.
     pub nodes: Vec<NodeOutputs>,
-    /// Cluster files written.
+    /// Cluster files written, and the netboot output's files (`netboot/...`).
     pub cluster_files: Vec<PathBuf>,
+    /// Per node, its netboot output (empty unless `output.formats` lists `netboot`).
+    pub netboot: Vec<crate::netboot::NodeNetboot>,
     /// Damage in the base worked around (a bad GPT copy when the other one was valid).
     pub warnings: Vec<String>,
 }
@@ -365,6 +367,8 @@ fn output_spec(recipe: &ResolvedRecipe) -> OutputSpec {
             OutputFormat::ImgXz => formats.push(Compression::Xz),
             OutputFormat::ImgGz => formats.push(Compression::Gzip),
             OutputFormat::Bmap => bmap = true,
+            // Written from the node's disk after its images (`crate::netboot`).
+            OutputFormat::Netboot => {}
         }
     }
     OutputSpec {
@@ -421,6 +425,12 @@ pub fn build(
     // Partial files left by an interrupted earlier build (never under a final name; no other
     // build is running here, it would hold the lock).
     crate::output::sweep_partials(&dir)?;
+    for sub in ["", "roots"] {
+        let d = dir.join(crate::netboot::NETBOOT_DIR).join(sub);
+        if d.is_dir() {
+            crate::output::sweep_partials(&d)?;
+        }
+    }
     let mut base_cache = BaseCache::new(Arc::clone(&base.storage), CacheConfig::new(&dir))?;
     if base.growth.is_none() {
         // Raw outputs start as a clone of the file (a grown image is streamed instead).
@@ -435,6 +445,7 @@ pub fn build(
 
     let mut outputs = Vec::new();
     let mut pending = Vec::new();
+    let mut netboot = Vec::new();
     // Batches bound memory: each node's overlay lives only until its outputs are written.
     for (batch, batch_stems) in plans
         .chunks(jobs.max(1) * 2)
@@ -461,6 +472,24 @@ pub fn build(
         }
         // A base written to meanwhile fails the build now rather than after every node.
         base.pin.check()?;
+        if let Some(nb) = netboot_spec(recipe) {
+            for (p, d) in batch.iter().zip(&disks) {
+                crate::cancel::check()?;
+                let Some(n) = recipe.node(&p.name) else {
+                    continue;
+                };
+                let stem = recipe.output.file_stem(&recipe.cluster.name, n);
+                netboot.push(crate::netboot::write_node(
+                    d,
+                    &base.layout,
+                    nb,
+                    n,
+                    &stem,
+                    epoch,
+                    &dir,
+                )?);
+            }
+        }
     }
     // Everything is complete: the images appear together, then their records and the
     // cluster files rendered from them.
@@ -475,11 +504,24 @@ pub fn build(
             .clone()
             .or_else(|| recipe.output.base_url.clone()),
     };
-    let cluster_files = render(&dir, &set, &render_opts)?;
+    let mut cluster_files = render(&dir, &set, &render_opts)?;
+    if let Some(nb) = netboot_spec(recipe) {
+        cluster_files.extend(crate::netboot::write_server_files(
+            &dir,
+            nb,
+            &recipe.cluster.name,
+            &served_nodes(recipe),
+        )?);
+        for n in &netboot {
+            cluster_files.push(n.tftp_dir.clone());
+            cluster_files.push(n.archive.clone());
+        }
+    }
     Ok(BuildReport {
         dir,
         nodes: outputs,
         cluster_files,
+        netboot,
         warnings: base.layout.table.warnings.clone(),
     })
 }
@@ -503,6 +545,31 @@ fn output_file_names(spec: &OutputSpec, stem: &str) -> Vec<String> {
         names.push(OutputSpec::bmap_file_name(stem));
     }
     names
+}
+
+/// The recipe's `netboot:` section when its output formats list `netboot`.
+fn netboot_spec(recipe: &ResolvedRecipe) -> Option<&crate::recipe::NetbootSpec> {
+    recipe
+        .netboot
+        .as_ref()
+        .filter(|_| recipe.output.formats.contains(&OutputFormat::Netboot))
+}
+
+/// Every selected node with a board id, as the server's files list them (whichever nodes this
+/// build makes, so shards and `--node` builds write the same server files).
+fn served_nodes(recipe: &ResolvedRecipe) -> Vec<crate::netboot::ServedNode> {
+    recipe
+        .selected()
+        .filter_map(|n| {
+            n.boot_id.as_ref().map(|b| crate::netboot::ServedNode {
+                name: n.name.clone(),
+                boot_dir: b.dir_name().to_owned(),
+                archive: crate::netboot::archive_name(
+                    &recipe.output.file_stem(&recipe.cluster.name, n),
+                ),
+            })
+        })
+        .collect()
 }
 
 /// The record kind of an output file: `img`, `img.zst`, `img.xz`, `img.gz` or `bmap`.

@@ -26,6 +26,7 @@ pub mod flash;
 pub mod fs;
 pub mod inspect;
 pub mod io;
+pub mod netboot;
 pub mod ops;
 pub mod output;
 pub mod pipeline;

@@ -1,10 +1,10 @@
 //! The command line: clap derive structs, one file per large subcommand.
 
 pub mod build;
-pub mod eeprom;
-pub mod flash;
 pub mod color;
 pub mod docs;
+pub mod eeprom;
+pub mod flash;
 pub mod init;
 pub mod inspect;
 pub mod json;

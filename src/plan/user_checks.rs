@@ -54,11 +54,10 @@ pub fn check_users<'a>(
             let is_renamed = renamed == Some(u.name.as_str());
             if !is_renamed && let Some((_, uid)) = kept.iter().find(|(n, _)| *n == u.name) {
                 let hint = match default {
-                    Some(d) if d.name == u.name => format!(
-                        "it is the image's default user; to replace it write \
-                         `default_user: remove`, to keep its files and uid under another \
-                         name `default_user: {{ rename: NEWNAME }}`"
-                    ),
+                    Some(d) if d.name == u.name => "it is the image's default user; to \
+                        replace it write `default_user: remove`, to keep its files and uid \
+                        under another name `default_user: { rename: NEWNAME }`"
+                        .to_owned(),
                     _ => "choose another name".to_owned(),
                 };
                 push(Problem::at(

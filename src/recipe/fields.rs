@@ -209,7 +209,7 @@ pub(crate) fn output(
             ctx.problem(
                 &f.at,
                 "no image format: list at least one of img, img.zst, img.xz, img.gz (bmap \
-                 describes an image, it does not replace it)",
+                 describes an image and netboot is made from one; neither replaces it)",
             );
         }
     } else {

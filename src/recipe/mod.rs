@@ -23,6 +23,7 @@ mod load;
 mod located;
 mod merge;
 mod net;
+mod netboot;
 mod network;
 mod nodes;
 mod overlay;

@@ -36,6 +36,8 @@ pub(crate) struct ExpandedNode {
     pub role: String,
     /// Number in a range name.
     pub index: Option<u64>,
+    /// The board's serial or MAC, for network boot.
+    pub boot_id: Option<super::spec::BootId>,
     /// The entry's own settings.
     pub settings: RawSettings,
 }
@@ -205,6 +207,7 @@ pub(crate) fn expand(
                         }
                     }
                 });
+                let boot_id = super::netboot::single(&raw, problems);
                 out.push(ExpandedNode {
                     name: name.value.clone(),
                     at: name.at.clone(),
@@ -214,6 +217,7 @@ pub(crate) fn expand(
                     access_address,
                     role,
                     index: None,
+                    boot_id,
                     settings,
                 });
             }
@@ -251,7 +255,8 @@ pub(crate) fn expand(
                 }
                 let addresses =
                     range_addresses(raw.addresses.as_ref(), members.len(), &mut taken, problems);
-                for (i, (n, name)) in members.into_iter().enumerate() {
+                let boot_ids = super::netboot::range(&raw, members.len(), problems);
+                for (i, ((n, name), boot_id)) in members.into_iter().zip(boot_ids).enumerate() {
                     let address = addresses
                         .as_ref()
                         .and_then(|(list, _)| list.get(i).copied());
@@ -264,6 +269,7 @@ pub(crate) fn expand(
                         access_address: None,
                         role: role.clone(),
                         index: Some(n),
+                        boot_id,
                         settings: settings.clone(),
                     });
                 }

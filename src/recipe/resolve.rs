@@ -101,6 +101,17 @@ pub(crate) fn resolve(
         r.output.as_ref(),
         &top,
     );
+    let netboot = super::netboot::section(
+        &mut ctx,
+        r.netboot.as_ref(),
+        &output.0.formats,
+        r.output
+            .as_ref()
+            .and_then(|o| o.value.formats.as_ref())
+            .map(|f| &f.at),
+        &node_specs,
+        &top,
+    );
     let recipe = ResolvedRecipe {
         file: file.to_owned(),
         chain: loaded.chain,
@@ -111,6 +122,7 @@ pub(crate) fn resolve(
         epoch,
         output: output.0,
         nodes: node_specs,
+        netboot,
     };
     if ctx.problems.is_empty() {
         checks::check_templates(&mut ctx, &recipe);
@@ -184,6 +196,7 @@ fn node(
         access_address: exp.access_address,
         role: exp.role.clone(),
         index: exp.index,
+        boot_id: exp.boot_id.clone(),
         selected,
         vars,
         users,

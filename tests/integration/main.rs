@@ -15,6 +15,7 @@ mod hostile;
 mod image_checks;
 mod inspect;
 mod manifest;
+mod netboot;
 mod output;
 mod recipe;
 mod secrets;

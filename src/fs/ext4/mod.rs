@@ -21,6 +21,7 @@ pub mod rootfs;
 pub mod sanity;
 pub mod superblock;
 pub mod verify;
+pub mod walk;
 pub mod write;
 
 pub use features::{FeatureSet, UnknownFeatures};

@@ -100,6 +100,31 @@ impl<D: Read + Seek> FatReader<D> {
         Ok(Some(names))
     }
 
+    /// The entries of the directory at `path` with whether each is a directory (long names
+    /// where present, without `.` and `..`, in directory order); `Ok(None)` when there is no
+    /// such directory.
+    pub fn entries(&self, path: &str) -> Result<Option<Vec<(String, bool)>>, FatError> {
+        let mut dir = self.volume.root_dir();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            match dir.find(part).map_err(|e| lib_err(path, e))? {
+                Some(e) if e.is_directory() => {
+                    dir = dir.open_entry(&e).map_err(|e| lib_err(path, e))?;
+                }
+                _ => return Ok(None),
+            }
+        }
+        let mut it = dir.entries();
+        let mut out = Vec::new();
+        while let Some(entry) = it.next_entry() {
+            let hadris_fat::DirectoryEntry::Entry(e) = entry.map_err(|e| lib_err(path, e))?;
+            let name = e.name().into_owned();
+            if name != "." && name != ".." && !e.attributes().is_volume_label_entry() {
+                out.push((name, e.is_directory()));
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Names of the entries of the root directory (long names where present).
     pub fn root_names(&self) -> Result<Vec<String>, FatError> {
         let root = self.volume.root_dir();

@@ -43,6 +43,7 @@ with_settings! {
         pub build: Option<Located<RawBuild>>,
         pub roles: Option<Located<BTreeMap<String, Located<RawSettings>>>>,
         pub nodes: Option<Located<Vec<Located<RawNode>>>>,
+        pub netboot: Option<Located<RawNetboot>>,
     }
 }
 
@@ -60,6 +61,7 @@ impl Merge for RawRecipe {
             build,
             roles,
             nodes,
+            netboot,
             ..
         } = child;
         self.extends = extends;
@@ -71,6 +73,7 @@ impl Merge for RawRecipe {
         self.build.merge(build);
         self.roles.merge(roles);
         self.nodes.merge(nodes);
+        self.netboot.merge(netboot);
     }
 }
 
@@ -87,6 +90,7 @@ impl Stamp for RawRecipe {
         self.build.stamp(&f("build"));
         self.roles.stamp(&f("roles"));
         self.nodes.stamp(&f("nodes"));
+        self.netboot.stamp(&f("netboot"));
     }
 }
 
@@ -100,6 +104,10 @@ with_settings! {
         pub access_address: Option<Located<String>>,
         pub addresses: Option<Located<StrOr<Vec<Located<String>>>>>,
         pub role: Option<Located<String>>,
+        pub serial: Option<Located<String>>,
+        pub serials: Option<Located<Vec<Located<String>>>>,
+        pub mac: Option<Located<String>>,
+        pub macs: Option<Located<Vec<Located<String>>>>,
     }
 }
 
@@ -114,6 +122,10 @@ impl Stamp for RawNode {
         self.access_address.stamp(&f("access_address"));
         self.addresses.stamp(&f("addresses"));
         self.role.stamp(&f("role"));
+        self.serial.stamp(&f("serial"));
+        self.serials.stamp(&f("serials"));
+        self.mac.stamp(&f("mac"));
+        self.macs.stamp(&f("macs"));
     }
 }
 
@@ -161,6 +173,22 @@ merge_struct!(RawOutput {
     size,
     imager_manifest,
     base_url
+});
+
+/// `netboot`.
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNetboot {
+    pub server: Option<Located<String>>,
+    pub export_root: Option<Located<String>>,
+    pub tftp_root: Option<Located<String>>,
+    pub dhcp_reply_delay: Option<Located<u32>>,
+}
+merge_struct!(RawNetboot {
+    server,
+    export_root,
+    tftp_root,
+    dhcp_reply_delay
 });
 
 /// `build` (replaced as a whole).

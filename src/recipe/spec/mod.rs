@@ -53,6 +53,42 @@ pub struct ResolvedRecipe {
     /// recipe does not build (see [`NodeSpec::selected`]); they still appear in every node's
     /// `/etc/hosts` and in the cluster files.
     pub nodes: Vec<NodeSpec>,
+    /// The `netboot:` section (set whenever `output.formats` lists `netboot`).
+    pub netboot: Option<NetbootSpec>,
+}
+
+/// `netboot:`: the server the nodes boot from (TFTP and NFS on one machine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetbootSpec {
+    /// The server's address on the nodes' network.
+    pub server: std::net::IpAddr,
+    /// The prefix length of that network (`/24`), for dnsmasq's proxy-DHCP range.
+    pub prefix: u8,
+    /// Where the nodes' roots are exported: node `N`'s root is `EXPORT_ROOT/N`.
+    pub export_root: String,
+    /// The TFTP server's root directory on the server (the `tftp/` tree goes there).
+    pub tftp_root: String,
+    /// dnsmasq's `dhcp-reply-delay`, seconds.
+    pub reply_delay: u32,
+}
+
+/// What the Raspberry Pi bootloader names a board's TFTP directory after.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BootId {
+    /// The board's serial number: 8 lowercase hex digits (`TFTP_PREFIX=0`, the default).
+    Serial(String),
+    /// The board's Ethernet MAC, lowercase, `-`-separated (`TFTP_PREFIX=2`).
+    Mac(String),
+}
+
+impl BootId {
+    /// The name of the board's TFTP directory.
+    #[must_use]
+    pub fn dir_name(&self) -> &str {
+        match self {
+            Self::Serial(s) | Self::Mac(s) => s,
+        }
+    }
 }
 
 impl ResolvedRecipe {
@@ -144,6 +180,10 @@ pub enum OutputFormat {
     /// bmap file (block map) of the raw image, for `bmaptool copy`.
     #[serde(rename = "bmap")]
     Bmap,
+    /// Network boot: a TFTP tree and a root archive per node, and the server's configuration
+    /// (`docs/netboot.md`).
+    #[serde(rename = "netboot")]
+    Netboot,
 }
 
 impl OutputFormat {
@@ -156,13 +196,14 @@ impl OutputFormat {
             Self::ImgXz => "img.xz",
             Self::ImgGz => "img.gz",
             Self::Bmap => "bmap",
+            Self::Netboot => "netboot",
         }
     }
 
-    /// True for the image formats (everything but `bmap`).
+    /// True for the image formats (everything but `bmap` and `netboot`).
     #[must_use]
     pub const fn is_image(self) -> bool {
-        !matches!(self, Self::Bmap)
+        !matches!(self, Self::Bmap | Self::Netboot)
     }
 }
 

@@ -59,6 +59,8 @@ pub struct NodeSpec {
     pub role: String,
     /// For nodes from a range, the number in the name (`3` for `worker-03`).
     pub index: Option<u64>,
+    /// The board's serial number or MAC (`serial:`/`mac:`), for network boot.
+    pub boot_id: Option<super::BootId>,
     /// True when this recipe builds an image for the node (see `build:`).
     pub selected: bool,
     /// Template variables (merged: recipe, role, node).

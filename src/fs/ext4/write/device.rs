@@ -17,12 +17,25 @@ use crate::disk::{Storage, Window};
 #[derive(Debug)]
 pub struct WindowDevice<S> {
     window: Arc<Window<S>>,
+    writable: bool,
 }
 
 impl<S: Storage> WindowDevice<S> {
     /// A device over `window`.
     pub fn new(window: Arc<Window<S>>) -> Self {
-        Self { window }
+        Self {
+            window,
+            writable: true,
+        }
+    }
+
+    /// A device over `window` that refuses writes: the crate then mounts read-only (and
+    /// replays no journal; [`crate::fs::ext4::walk`] reads finished, clean filesystems).
+    pub fn read_only(window: Arc<Window<S>>) -> Self {
+        Self {
+            window,
+            writable: false,
+        }
     }
 }
 
@@ -36,6 +49,12 @@ impl<S: Storage> BlockDevice for WindowDevice<S> {
     }
 
     fn write_at(&self, offset: u64, buf: &[u8]) -> fs_ext4::Result<()> {
+        if !self.writable {
+            return Err(fs_ext4::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "read-only device",
+            )));
+        }
         Ok(self.window.write_at(offset, buf)?)
     }
 
@@ -44,7 +63,7 @@ impl<S: Storage> BlockDevice for WindowDevice<S> {
     }
 
     fn is_writable(&self) -> bool {
-        true
+        self.writable
     }
 }
 
