@@ -496,6 +496,10 @@ pub fn build(
     crate::cancel::check()?;
     base.pin.check()?;
     commit_pending(pending, spec.sync)?;
+    let netboot = netboot
+        .into_iter()
+        .map(crate::netboot::PendingNetboot::commit)
+        .collect::<Result<Vec<_>, _>>()?;
     write_records(recipe, &plans, &outputs, &seed, &identity, &dir)?;
     let set = RecordSet::read_dir(&dir, "build")?;
     let render_opts = RenderOptions {

@@ -34,7 +34,7 @@ use crate::fs::ext4::Ext4Reader;
 use crate::fs::ext4::walk::{Ext4Walker, WalkError};
 use crate::fs::fat::{FatError, FatReader};
 use crate::ops::{FileOp, Owner, Part};
-use crate::output::{OutputError, PartialFile};
+use crate::output::{OutputError, PartialFile, PendingFile, commit_pending};
 use crate::pipeline::{Layout, NodeError, apply_node};
 use crate::recipe::{NetbootSpec, NodeSpec};
 
@@ -147,8 +147,52 @@ pub fn archive_name(stem: &str) -> String {
     format!("{stem}.root.tar.zst")
 }
 
+/// A TFTP tree written under a hidden name, removed unless it was committed.
+#[derive(Debug)]
+struct PartialDir(Option<PathBuf>);
+
+impl Drop for PartialDir {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// A node's netboot output, complete but still under hidden names: the build commits it with
+/// the node's images, once every node is complete; dropping it removes it.
+#[derive(Debug)]
+pub struct PendingNetboot {
+    done: NodeNetboot,
+    tftp_partial: PartialDir,
+    archive: PendingFile,
+}
+
+impl PendingNetboot {
+    /// Puts the TFTP tree and the archive under their final names (replacing the previous
+    /// build's).
+    ///
+    /// # Errors
+    /// A rename failed.
+    pub fn commit(mut self) -> Result<NodeNetboot, NetbootError> {
+        let tftp_dir = self.done.tftp_dir.clone();
+        if let Some(partial) = self.tftp_partial.0.take() {
+            if tftp_dir.exists() {
+                std::fs::remove_dir_all(&tftp_dir).map_err(io_err(&tftp_dir))?;
+            }
+            std::fs::rename(&partial, &tftp_dir).map_err(io_err(&tftp_dir))?;
+        }
+        commit_pending(vec![self.archive], true).map_err(|source| NetbootError::Output {
+            node: self.done.node.clone(),
+            source,
+        })?;
+        Ok(self.done)
+    }
+}
+
 /// Writes node `node`'s TFTP tree and root archive under `out/netboot/`, from its finished
-/// `disk`. `stem` is the node's output file stem, `epoch` the build's timestamp.
+/// `disk`, under hidden names ([`PendingNetboot::commit`] puts them in place). `stem` is the
+/// node's output file stem, `epoch` the build's timestamp.
 ///
 /// # Errors
 /// A [`NetbootError`] naming the node and the partition, file or path.
@@ -160,7 +204,7 @@ pub fn write_node<B: Storage + 'static>(
     stem: &str,
     epoch: i64,
     out: &Path,
-) -> Result<NodeNetboot, NetbootError> {
+) -> Result<PendingNetboot, NetbootError> {
     let name = node.name.clone();
     let missing = |what| NetbootError::Missing {
         node: name.clone(),
@@ -197,11 +241,8 @@ pub fn write_node<B: Storage + 'static>(
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
     }
+    let tftp_partial = PartialDir(Some(partial.clone()));
     boot::write_tree(&partial, &files).map_err(io_err(&partial))?;
-    if tftp_dir.exists() {
-        std::fs::remove_dir_all(&tftp_dir).map_err(io_err(&tftp_dir))?;
-    }
-    std::fs::rename(&partial, &tftp_dir).map_err(io_err(&tftp_dir))?;
 
     // The root's edits, on a layer over the node's disk.
     let root_err = |source: Box<dyn std::error::Error + Send + Sync>| NetbootError::Root {
@@ -261,13 +302,17 @@ pub fn write_node<B: Storage + 'static>(
         buffered.flush().map_err(write_err)?;
         stats
     };
-    let archive = file.commit(true).map_err(output_err)?;
-    Ok(NodeNetboot {
-        node: name.clone(),
-        tftp_dir,
-        archive,
-        edited,
-        stats,
+    let pending = file.finish(true).map_err(output_err)?;
+    Ok(PendingNetboot {
+        done: NodeNetboot {
+            node: name.clone(),
+            tftp_dir,
+            archive: pending.dest().to_owned(),
+            edited,
+            stats,
+        },
+        tftp_partial,
+        archive: pending,
     })
 }
 
