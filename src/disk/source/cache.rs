@@ -113,16 +113,21 @@ pub(crate) fn new_partial(dir: &Path) -> Result<NamedTempFile, SourceError> {
         .map_err(|e| SourceError::io("creating a temporary file in", dir, e))
 }
 
-/// Syncs a complete partial file, makes it read-only (0444) and renames it to `dst`.
+/// Syncs a complete partial file, makes it read-only (0444) and renames it to `dst`, unless
+/// `dst` appeared meanwhile: cache files are named by what they hold, so another piimage
+/// finished the same file first, and a build may already be reading it (its base is pinned,
+/// `crate::io::pin`): that one is kept and ours is dropped.
 pub(crate) fn persist_read_only(tmp: NamedTempFile, dst: &Path) -> Result<(), SourceError> {
     tmp.as_file()
         .sync_all()
         .map_err(|e| SourceError::io("writing", dst, e))?;
     fs::set_permissions(tmp.path(), read_only_permissions(tmp.as_file(), dst)?)
         .map_err(|e| SourceError::io("setting permissions of", dst, e))?;
-    tmp.persist(dst)
-        .map_err(|e| SourceError::io("renaming into", dst, e.error))?;
-    Ok(())
+    match tmp.persist_noclobber(dst) {
+        Ok(_) => Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(SourceError::io("renaming into", dst, e.error)),
+    }
 }
 
 #[cfg(unix)]
@@ -219,6 +224,25 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn persist_keeps_a_file_another_process_finished_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("raw-abc.img");
+        std::fs::write(&dst, b"first").unwrap();
+        let first_ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dst).unwrap());
+        let mut tmp = new_partial(dir.path()).unwrap();
+        std::io::Write::write_all(&mut tmp, b"second").unwrap();
+        persist_read_only(tmp, &dst).unwrap();
+        let m = std::fs::metadata(&dst).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&m), first_ino);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"first");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "ours was removed"
+        );
+    }
+
     #[test]
     fn persist_makes_read_only_and_find_download_sees_it() {
         use std::io::Write as _;
