@@ -22,8 +22,8 @@ use super::{BaseCache, OutputError};
 use crate::progress::Progress;
 
 /// Builds every node of `nodes` into `dir` (see the module docs), with up to `jobs` threads
-/// (0 means one per core), renaming each node's outputs into place: [`write_nodes`], then a
-/// commit per node. Results are in the order of `nodes`.
+/// (0 means one per core), renaming the outputs into place: [`write_nodes`], then one commit
+/// of every node's files together. Results are in the order of `nodes`.
 ///
 /// # Errors
 /// The first node error (in node order); nothing of any node is left under a final name.

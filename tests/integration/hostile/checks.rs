@@ -7,7 +7,7 @@ use std::path::Path;
 use xtask::fixtures::{self, Fixture, Format};
 
 use super::{fails_with, files, piimage};
-use crate::support::{debugfs, sh};
+use crate::support::{debugfs, e2fsck_clean, sh};
 
 fn base(dir: &Path) {
     let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
@@ -73,6 +73,7 @@ fn issue15_a_uid_the_kept_default_user_has_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     let off = fixtures::info(Fixture::RaspiosBookworm).root.offset();
+    e2fsck_clean(&d.join("out/lab-n1.img"), off);
     let passwd = debugfs(&d.join("out/lab-n1.img"), off, "cat /etc/passwd");
     let with_1000: Vec<&str> = passwd.lines().filter(|l| l.contains(":1000:")).collect();
     assert_eq!(with_1000.len(), 1, "{passwd}");
