@@ -49,8 +49,7 @@ use crate::plan::profile::Profile;
 use crate::plan::user_checks::check_users;
 use crate::progress::Progress;
 use crate::recipe::{OutputFormat, ResolvedRecipe};
-use crate::secrets::hostkey::ed25519;
-use crate::secrets::rng::derived_rng;
+use crate::secrets::derive;
 
 use crate::pipeline::grow::{Growth, grow_root};
 use crate::pipeline::identity::set_disk_id;
@@ -668,8 +667,9 @@ fn cluster_node(
             None if recipe.seed.is_some()
                 && n.ssh.host_keys == crate::recipe::HostKeys::Generate =>
             {
-                let mut rng = derived_rng(seed, "ssh-host-ed25519", &n.name);
-                ed25519(&n.hostname, &mut rng).ok().map(|k| k.public_key)
+                derive::host_key(seed, &n.name, &n.hostname)
+                    .ok()
+                    .map(|k| k.public_key)
             }
             None => None,
         },

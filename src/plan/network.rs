@@ -5,9 +5,8 @@
 //! mode 0600, owner root: NetworkManager ignores them otherwise. netplan files
 //! (`/etc/netplan/*.yaml`, netplan's v2 schema) are mode 0600 as `netplan` itself requires.
 
-use sha2::{Digest, Sha256};
-
 use crate::ops::{FileOp, Owner, Part};
+use crate::secrets::derive;
 
 use super::yaml::quote as yaml_str;
 
@@ -50,32 +49,6 @@ pub struct WifiSpec {
     pub country: String,
     /// The network does not broadcast its SSID.
     pub hidden: bool,
-}
-
-/// A stable UUID (RFC 4122 form, version 4 bits) for a connection of a node.
-pub fn connection_uuid(seed: &[u8], node: &str, iface: &str) -> String {
-    let mut h = Sha256::new();
-    for p in [
-        b"piimage nm uuid".as_slice(),
-        seed,
-        node.as_bytes(),
-        iface.as_bytes(),
-    ] {
-        h.update(p);
-        h.update([0]);
-    }
-    let mut b: [u8; 16] = h.finalize()[..16].try_into().unwrap_or([0; 16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..]
-    )
 }
 
 fn nm_ip(s: &mut String, section: &str, ip: &IpConfig, dns: &[String], search: &[String]) {
@@ -261,7 +234,7 @@ pub fn network_ops(
                 "/etc/NetworkManager/system-connections/{}.nmconnection",
                 i.name
             ),
-            data: nm_keyfile(i, &connection_uuid(seed, node, &i.name)).into_bytes(),
+            data: nm_keyfile(i, &derive::connection_uuid(seed, node, &i.name)).into_bytes(),
             owner: Owner::root(0o600),
         })
         .collect()
@@ -297,15 +270,6 @@ mod tests {
         ] {
             assert!(k.contains(want), "{want:?} not in\n{k}");
         }
-    }
-
-    #[test]
-    fn uuids_are_stable_v4_shaped() {
-        let u = connection_uuid(b"s", "n1", "eth0");
-        assert_eq!(u, connection_uuid(b"s", "n1", "eth0"));
-        assert_ne!(u, connection_uuid(b"s", "n2", "eth0"));
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
     }
 
     #[test]

@@ -9,9 +9,9 @@ use crate::inspect::os::OsFamily;
 use crate::ops::{FileOp, Owner, Part};
 use crate::recipe as rs;
 use crate::recipe::{NodeSpec, ResolvedRecipe};
-use crate::secrets::hostkey::{HostKey, ed25519};
+use crate::secrets::derive;
+use crate::secrets::hostkey::HostKey;
 use crate::secrets::password::{self, Scheme};
-use crate::secrets::rng::derived_rng;
 use crate::secrets::wifi::psk;
 
 use super::PlanError;
@@ -60,7 +60,7 @@ fn resolve_password(
                 rs::PasswordScheme::Yescrypt => Scheme::Yescrypt,
                 _ => Scheme::Sha512,
             };
-            let mut rng = derived_rng(seed, &format!("password:{}", u.name), &node.name);
+            let mut rng = derive::password_rng(seed, &node.name, &u.name);
             password::hash(&plain, scheme, &mut rng)
                 .map(Some)
                 .map_err(|e| err(node, e))
@@ -328,13 +328,8 @@ pub fn plan_node(
         }
     }
     if node.ssh.host_keys == rs::HostKeys::Generate {
-        host_key = Some(
-            ed25519(
-                &node.hostname,
-                &mut derived_rng(seed, "ssh-host-ed25519", &node.name),
-            )
-            .map_err(|e| err(node, e))?,
-        );
+        host_key =
+            Some(derive::host_key(seed, &node.name, &node.hostname).map_err(|e| err(node, e))?);
     }
     let ssh = SshSpec {
         enable: node.ssh.enable,
@@ -467,7 +462,7 @@ pub fn plan_node(
 
     let disk_id = match base_disk_id {
         Some(old) if cmdline_uses_partuuid => {
-            let new = crate::pipeline::identity::derive_disk_id(seed, &node.name, old);
+            let new = derive::disk_id(seed, &node.name, old);
             ops.extend(crate::pipeline::identity::partuuid_ops(old, new));
             Some(new)
         }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use piimage::disk::{CowDisk, FileStorage, Storage};
 use piimage::io::hashing::Sha256Digest;
 use piimage::ops::{FileOp, Owner, Part, TextEdit};
-use piimage::pipeline::identity::{derive_disk_id, partuuid_ops, set_disk_id};
+use piimage::pipeline::identity::{partuuid_ops, set_disk_id};
 use piimage::pipeline::{Layout, apply_node};
+use piimage::secrets::derive::disk_id as derive_disk_id;
 use xtask::fixtures::{self, Fixture, Format};
 
 use crate::support::{debugfs, e2fsck_clean, fsck_fat_clean, mtype, run_ok};
