@@ -32,7 +32,7 @@ fn base(flavour: Flavour) -> Option<Bootable> {
     if let Some(missing) = xtask::bootable::prerequisites() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "boot tests need {missing} under CI (.ci/run installs them)"
+            "boot tests need {missing} under CI (ci/test.sh installs them)"
         );
         eprintln!(
             "skipping the {} boot test: missing {missing}",
@@ -367,7 +367,7 @@ fn ansible_ping(dir: &Path, port: u16, key: &Path) {
         .arg(key)
         .env_remove("ANSIBLE_HOST_KEY_CHECKING")
         .output()
-        .expect("running ansible (.ci/run installs ansible-core)");
+        .expect("running ansible (ci/test.sh installs ansible-core)");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("\"ping\": \"pong\""),

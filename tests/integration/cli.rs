@@ -111,7 +111,7 @@ fn man_renders(page: &Path) -> String {
         .env("MANWIDTH", "100")
         .env("LC_ALL", "C.UTF-8")
         .output()
-        .expect("man (man-db) is installed by .ci/run");
+        .expect("man (man-db) is installed by ci/test.sh");
     assert!(
         out.status.success(),
         "man -l {}: {}",

@@ -4,6 +4,7 @@ mod boot;
 mod build;
 mod cli;
 mod configs;
+mod demo;
 mod eeprom;
 mod engine;
 mod ext4_grow;

@@ -19,7 +19,9 @@ pub fn run(cmd: &str, args: &[&str]) -> Output {
         .env("MTOOLS_SKIP_CHECK", "1")
         .env("TZ", "UTC")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e} (is it installed? .ci/run installs it)"))
+        .unwrap_or_else(|e| {
+            panic!("cannot run {cmd}: {e} (is it installed? ci/test.sh installs it)")
+        })
 }
 
 /// Runs and asserts success; returns stdout as text.

@@ -7,8 +7,10 @@
 //! ```
 
 pub mod bootable;
+pub mod demo;
 pub mod fixtures;
 
+pub use demo::{DEMO_FILE, DEMO_FIXTURE, demo_path, refresh_demo};
 pub use fixtures::{
     BUILDER_VERSION, BuildOutcome, CloudInitInfo, EnabledUnit, Ext4Info, FatInfo, FirstBoot,
     Fixture, FixtureInfo, Format, INDEX_FILE, OsInfo, PartitionInfo, SECTOR_SIZE, UserInfo,

@@ -1,5 +1,5 @@
 //! `cargo xtask fixtures [--force] [--out DIR]`: builds the fixture images and prints
-//! their paths. `cargo xtask bootable [--flavour F]... [--force]`: builds the bootable test
+//! their paths. `cargo xtask demo`: refreshes the committed demo base (`demo/`) from them. `cargo xtask bootable [--flavour F]... [--force]`: builds the bootable test
 //! images (root, mmdebstrap and the Debian mirror needed) and prints their paths.
 
 use std::path::PathBuf;
@@ -9,9 +9,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "usage: cargo xtask fixtures [--force] [--out DIR]
+       cargo xtask demo
        cargo xtask bootable [--flavour bookworm|trixie|ubuntu]... [--force]
 
   fixtures   build the test fixture images (cached; see tests/fixtures/INDEX.md)
+  demo       copy the Trixie fixture (.img.xz) to demo/, the base README's first command
+             builds on; run it when the fixture builder changes (a test says when)
   bootable   build the bootable test images the boot tests run under qemu (cached in
              target/bootable; needs root, mmdebstrap and the Debian mirror; all flavours
              unless --flavour is given)
@@ -21,6 +24,7 @@ const USAGE: &str = "usage: cargo xtask fixtures [--force] [--out DIR]
 #[derive(PartialEq)]
 enum Task {
     Fixtures,
+    Demo,
     Bootable,
 }
 
@@ -35,6 +39,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>> {
     let task = match args.next().as_deref() {
         Some("fixtures") => Task::Fixtures,
         Some("bootable") => Task::Bootable,
+        Some("demo") => Task::Demo,
         Some("-h" | "--help" | "help") => return Ok(None),
         Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
         None => bail!("no task given\n\n{USAGE}"),
@@ -108,6 +113,11 @@ fn run() -> Result<()> {
     };
     if args.task == Task::Bootable {
         return bootable(&args);
+    }
+    if args.task == Task::Demo {
+        let path = xtask::refresh_demo(args.force, &|msg| eprintln!("  {msg}"))?;
+        println!("{}", path.display());
+        return Ok(());
     }
     let dir = args.out.unwrap_or_else(xtask::fixtures_dir);
     let start = Instant::now();

@@ -111,7 +111,7 @@ impl Vm {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("starting qemu-system-x86_64 (.ci/run installs it)");
+            .expect("starting qemu-system-x86_64 (ci/test.sh installs it)");
         Self {
             child,
             console: console.to_owned(),

@@ -176,7 +176,7 @@ fn read_info(flavour: Flavour, dir: &Path) -> Result<Bootable> {
 /// when the build fails, the error carries the end of its log.
 pub fn bootable(flavour: Flavour, force: bool) -> Result<(Bootable, bool)> {
     if let Some(missing) = prerequisites() {
-        bail!("cannot build bootable images here: missing {missing} (.ci/run installs them)");
+        bail!("cannot build bootable images here: missing {missing} (ci/test.sh installs them)");
     }
     let dir = bootable_dir().join(flavour.name());
     let stamp = stamp(flavour)?;
