@@ -2,6 +2,7 @@
 
 pub mod cow;
 pub mod gpt;
+pub mod mbr;
 pub mod partition;
 pub mod source;
 pub mod storage;

@@ -337,9 +337,6 @@ fn precheck_mbr<S: Storage>(disk: &S, sector0: &[u8; 512]) -> Result<(), Partiti
     Ok(())
 }
 
-/// Offset of the MBR disk signature.
-pub const MBR_DISK_ID_OFFSET: u64 = 440;
-
 impl PartitionTable {
     /// Reads the partition table of `disk`.
     pub fn read<S: Storage>(disk: &S) -> Result<Self, PartitionError> {

@@ -13,17 +13,13 @@
 //!
 //! GPT images are refused for now: growing one also moves the backup table to the new end.
 
+use crate::disk::mbr;
 use crate::disk::partition::TableKind;
 use crate::disk::{SECTOR_SIZE, Storage, Window};
 use crate::fs::ext4::Ext4Error;
 use crate::fs::ext4::grow::{GrowReport, grow};
 
 use super::node::Layout;
-
-/// Offset of the MBR's first partition entry.
-const MBR_ENTRIES: u64 = 446;
-/// Bytes per MBR partition entry.
-const MBR_ENTRY_LEN: u64 = 16;
 
 /// Why an image cannot be grown.
 #[derive(Debug, thiserror::Error)]
@@ -116,10 +112,7 @@ pub fn grow_root<S: Storage>(disk: &S, layout: &Layout, old_len: u64) -> Result<
             "{new_len} bytes would end the root partition before its current end"
         )));
     }
-    let entry = MBR_ENTRIES + MBR_ENTRY_LEN * u64::from(root.number - 1);
-    let last = start + u64::from(sectors) - 1;
-    disk.write_at(entry + 5, &chs(last))?;
-    disk.write_at(entry + 12, &sectors.to_le_bytes())?;
+    mbr::set_primary_length(disk, root.number, start, sectors)?;
 
     let window = Window::new(disk, root.offset(), new_part_len)?;
     let ext4 = grow(&window, new_part_len).map_err(|source| GrowError::Ext4 {
@@ -132,37 +125,4 @@ pub fn grow_root<S: Storage>(disk: &S, layout: &Layout, old_len: u64) -> Result<
         new_len: new_part_len,
         ext4,
     })
-}
-
-/// The CHS address of sector `lba` as an MBR entry stores it (255 heads, 63 sectors per
-/// track), or the "beyond CHS" marker 1023/254/63 that partitioning tools write past 8 GiB.
-fn chs(lba: u64) -> [u8; 3] {
-    const HEADS: u64 = 255;
-    const SECTORS: u64 = 63;
-    let cylinder = lba / (HEADS * SECTORS);
-    if cylinder > 1023 {
-        return [0xFE, 0xFF, 0xFF];
-    }
-    let head = (lba / SECTORS) % HEADS;
-    let sector = lba % SECTORS + 1;
-    // Cylinder bits 8-9 go to the top of the sector byte.
-    let b = |v: u64| u8::try_from(v & 0xFF).unwrap_or(0xFF);
-    [b(head), b(sector | ((cylinder >> 2) & 0xC0)), b(cylinder)]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chs_matches_the_usual_geometry() {
-        // Sector 0: cylinder 0, head 0, sector 1.
-        assert_eq!(chs(0), [0, 1, 0]);
-        // One track further: head 1.
-        assert_eq!(chs(63), [1, 1, 0]);
-        // Cylinder 256 sets bit 8 (0x40 in the sector byte).
-        assert_eq!(chs(256 * 255 * 63), [0, 0x41, 0]);
-        // Past cylinder 1023.
-        assert_eq!(chs(1024 * 255 * 63), [0xFE, 0xFF, 0xFF]);
-    }
 }

@@ -7,13 +7,12 @@
 //! Ubuntu names partitions by label, so its files are left as they are (the replace finds
 //! nothing to change).
 
-use crate::disk::partition::MBR_DISK_ID_OFFSET;
 use crate::disk::{CowDisk, Storage};
 use crate::ops::{FileOp, Part, TextEdit};
 
 /// Writes `id` as the MBR disk signature of `disk`.
 pub fn set_disk_id<B: Storage>(disk: &CowDisk<B>, id: u32) -> std::io::Result<()> {
-    disk.write_at(MBR_DISK_ID_OFFSET, &id.to_le_bytes())
+    crate::disk::mbr::write_disk_id(disk, id)
 }
 
 /// The edits that move `cmdline.txt` and `/etc/fstab` from disk id `old` to `new`.

@@ -5,6 +5,7 @@
 
 pub mod boot_sector;
 pub mod chains;
+pub mod format;
 pub mod read;
 pub mod table;
 pub mod write;
