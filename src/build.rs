@@ -31,9 +31,8 @@ use crate::cluster::record::{
 use crate::cluster::{RenderOptions, check_foreign, render, write_whole};
 use crate::disk::partition::DiskId;
 use crate::disk::source::{self, Cache};
-use crate::disk::{CowDisk, FileStorage, Storage, Window};
+use crate::disk::{CowDisk, Storage};
 use crate::fs::ext4::Ext4Reader;
-use crate::fs::fat::FatReader;
 use crate::inspect::human_bytes;
 use crate::io::pin::FilePin;
 use crate::io::sniff::Compression;
@@ -51,9 +50,11 @@ use crate::progress::Progress;
 use crate::recipe::{OutputFormat, ResolvedRecipe};
 use crate::secrets::derive;
 
+use crate::fs::fat::FatReader;
+use crate::image::{BaseImage, ImageError, Layout, PartWindow};
+use crate::pipeline::apply_node;
 use crate::pipeline::grow::{Growth, grow_root};
 use crate::pipeline::identity::set_disk_id;
-use crate::pipeline::{Layout, apply_node};
 
 /// Options of a build that are not in the recipe.
 #[derive(Debug, Clone, Default)]
@@ -157,61 +158,66 @@ impl std::fmt::Debug for PreparedBase {
 
 /// Opens and reads the raw base image at `path`.
 pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let pin = FilePin::new(path, &file)?;
-    let storage: Arc<dyn Storage> = Arc::new(
-        FileStorage::from_read_only_file(file, path)
-            .with_context(|| format!("opening {}", path.display()))?,
-    );
-    let layout = Layout::detect(&storage).with_context(|| path.display().to_string())?;
-    let Some(root) = layout.root.clone() else {
-        bail!("{}: no ext4 root partition", path.display());
-    };
-    let mut cmdline = Vec::new();
-    let mut boot_files = Vec::new();
-    let mut boot_overlays = None;
-    if let Some(boot) = &layout.boot {
-        let fat = FatReader::open(Window::new(
-            Arc::clone(&storage),
-            boot.offset(),
-            boot.len(),
-        )?)
-        .with_context(|| format!("{}: partition {} (FAT)", path.display(), boot.number))?;
-        if let Some(c) = fat.read("cmdline.txt")? {
-            cmdline = String::from_utf8_lossy(&c)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-        }
-        boot_files = fat.root_names()?;
-        boot_overlays = fat.list("overlays")?;
-    }
-    let reader = Ext4Reader::open(Window::new(
-        Arc::clone(&storage),
-        root.offset(),
-        root.len(),
-    )?)
-    .with_context(|| format!("{}: partition {} (ext4)", path.display(), root.number))?;
-    let profile = Profile::read(&reader, &cmdline, &boot_files)?;
-    let disk_id = match layout.table.disk_id {
+    let in_base = || path.display().to_string();
+    let image = BaseImage::open(path).map_err(|e| match e {
+        // These name the file already.
+        ImageError::Open { .. } | ImageError::Pin(_) => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(in_base()),
+    })?;
+    let root = image
+        .root()
+        .with_context(in_base)?
+        .with_context(|| format!("{}: no ext4 root partition", path.display()))?;
+    let boot = image.boot_facts().with_context(in_base)?;
+    let profile = Profile::read(&root.reader, boot.cmdline_tokens(), &boot.files)?;
+    drop(root);
+    let disk_id = match image.layout().table.disk_id {
         DiskId::Mbr(id) => Some(id),
         DiskId::Gpt(_) => None,
     };
-    let uses_partuuid = cmdline.iter().any(|t| t.starts_with("root=PARTUUID="));
+    let uses_partuuid = boot
+        .cmdline_tokens()
+        .iter()
+        .any(|t| t.starts_with("root=PARTUUID="));
+    let (path, storage, layout, pin) = image.into_parts();
     Ok(PreparedBase {
-        path: path.to_owned(),
+        path,
         storage,
         growth: None,
         layout,
         profile,
         disk_id,
         uses_partuuid,
-        boot_overlays,
+        boot_overlays: boot.overlays,
         pin,
     })
 }
 
 impl PreparedBase {
+    /// A reader of the root filesystem as the nodes start from it (grown, if it was).
+    ///
+    /// # Errors
+    /// The filesystem cannot be opened.
+    pub fn root_reader(&self) -> Result<Option<Ext4Reader>, ImageError> {
+        self.layout
+            .root
+            .as_ref()
+            .map(|p| crate::image::open_ext4(&self.storage, p).map(|o| o.reader))
+            .transpose()
+    }
+
+    /// A reader of the boot filesystem as the nodes start from it.
+    ///
+    /// # Errors
+    /// The filesystem cannot be opened.
+    pub fn boot_reader(&self) -> Result<Option<FatReader<PartWindow>>, ImageError> {
+        self.layout
+            .boot
+            .as_ref()
+            .map(|p| crate::image::open_fat(&self.storage, p).map(|o| o.reader))
+            .transpose()
+    }
+
     /// Grows the image to `size` bytes (`output.size`), once for every node: the root
     /// partition reaches the new end and its ext4 filesystem fills it (see
     /// [`crate::pipeline::grow`]). The file is not touched; the grown image is an overlay.
@@ -291,14 +297,7 @@ pub fn check_image(recipe: &ResolvedRecipe, base: &PreparedBase, only: &[String]
     ) {
         problems.extend(e.problems);
     }
-    let reader = match &base.layout.root {
-        Some(root) => Some(Ext4Reader::open(Window::new(
-            Arc::clone(&base.storage),
-            root.offset(),
-            root.len(),
-        )?)?),
-        None => None,
-    };
+    let reader = base.root_reader()?;
     let is_file = |path: &str| {
         reader.as_ref().is_some_and(|r| {
             matches!(

@@ -3,11 +3,12 @@
 //! Data flows one way (see README.md, "Layout"):
 //!
 //! ```text
-//! cli -> recipe -> plan -> pipeline -> disk (source, partition table, windows)
+//! cli -> recipe -> plan -> pipeline -> image (a base opened once: layout, readers, facts)
+//!                                      disk (source, partition table, windows, MBR writes)
 //!                                      fs::fat, fs::ext4, output, io
 //! ```
 //!
-//! Lower layers never import higher ones. `inspect` is a read-only report built from `disk` and `fs`.
+//! Lower layers never import higher ones. `inspect` is a read-only report rendered from `image`.
 #![forbid(unsafe_code)]
 #![warn(
     clippy::cast_possible_truncation,
@@ -24,6 +25,7 @@ pub mod disk;
 pub mod eeprom;
 pub mod flash;
 pub mod fs;
+pub mod image;
 pub mod inspect;
 pub mod io;
 pub mod netboot;

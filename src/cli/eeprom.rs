@@ -1,14 +1,11 @@
 //! `piimage eeprom`: the one-time bootloader-update card (boot order) for a Pi 4 or Pi 5.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
 
-use piimage::disk::{FileStorage, Storage, Window};
 use piimage::eeprom::{self, BootMode, Chip, card};
-use piimage::fs::ext4::read::Ext4Reader;
 
 use super::GlobalArgs;
 use super::progress::Bars;
@@ -53,21 +50,13 @@ pub fn run(args: &EepromArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let bars = Bars::new(global.quiet);
     let spec = piimage::disk::source::BaseSpec::parse(&args.base.to_string_lossy(), None)?;
     let base = piimage::disk::source::resolve(&spec, &global.cache()?, &bars)?;
-    let path = &base.raw_path;
-    let storage: Arc<dyn Storage> = Arc::new(
-        FileStorage::open_read_only(path).with_context(|| format!("opening {}", path.display()))?,
-    );
-    let layout = piimage::pipeline::node::Layout::detect(&storage)
+    let image = piimage::image::BaseImage::open(&base.raw_path)
         .with_context(|| args.base.display().to_string())?;
-    let root = layout
-        .root
+    let root = image
+        .root()
+        .with_context(|| args.base.display().to_string())?
         .with_context(|| format!("{}: no ext4 root partition", args.base.display()))?;
-    let reader = Ext4Reader::open(Window::new(
-        Arc::clone(&storage),
-        root.offset(),
-        root.len(),
-    )?)
-    .with_context(|| format!("{}: partition {} (ext4)", args.base.display(), root.number))?;
+    let reader = root.reader;
     let firmware = eeprom::find_firmware(&reader, args.board)
         .with_context(|| args.base.display().to_string())?;
     let (upd, sig, config) = eeprom::update_files(&firmware, &args.boot_order, ts)?;

@@ -2,13 +2,12 @@
 //! without writing any image.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use clap::Args;
 
 use piimage::build::{PreparedBase, plan_all, prepare_base, seed_bytes};
+use piimage::disk::Storage;
 use piimage::disk::source;
-use piimage::disk::{Storage, Window};
 use piimage::fs::ext4::Ext4Reader;
 use piimage::fs::fat::FatReader;
 use piimage::inspect::human_bytes;
@@ -48,28 +47,15 @@ pub struct PlanArgs {
 /// Reads text files of the base, as the plan's edits see them.
 struct BaseFiles {
     root: Option<Ext4Reader>,
-    boot: Option<FatReader<Window<Arc<dyn piimage::disk::Storage>>>>,
+    boot: Option<FatReader<piimage::image::PartWindow>>,
 }
 
 impl BaseFiles {
     fn open(base: &PreparedBase) -> anyhow::Result<Self> {
-        let root = match &base.layout.root {
-            Some(p) => Some(Ext4Reader::open(Window::new(
-                Arc::clone(&base.storage),
-                p.offset(),
-                p.len(),
-            )?)?),
-            None => None,
-        };
-        let boot = match &base.layout.boot {
-            Some(p) => Some(FatReader::open(Window::new(
-                Arc::clone(&base.storage),
-                p.offset(),
-                p.len(),
-            )?)?),
-            None => None,
-        };
-        Ok(Self { root, boot })
+        Ok(Self {
+            root: base.root_reader()?,
+            boot: base.boot_reader()?,
+        })
     }
 
     fn read(&self, part: Part, path: &str) -> Option<String> {

@@ -219,6 +219,14 @@ impl Partition {
     pub fn is_empty(&self) -> bool {
         self.sectors == 0
     }
+
+    /// A window onto this partition of `storage`.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the partition does not lie inside `storage`.
+    pub fn window<S: Storage>(&self, storage: S) -> std::io::Result<super::Window<S>> {
+        super::Window::new(storage, self.offset(), self.len())
+    }
 }
 
 /// The disk's identity: the MBR disk signature or the GPT disk GUID.

@@ -1,71 +1,26 @@
 //! `piimage inspect`: what an image is, read without root.
 //!
-//! The report is built from the partition table, the FAT boot partition and the ext4 root
-//! partition. Its JSON form is stable and documented in `docs/inspect-json.md`; bump
+//! The report renders what [`crate::image`] reads: the partition table, the FAT boot
+//! partition and the ext4 root partition. Its JSON form is stable and documented in `docs/inspect-json.md`; bump
 //! [`SCHEMA_VERSION`] on any incompatible change.
 
-pub mod accounts;
-pub mod firstboot;
-pub mod os;
 mod render;
 
 pub use render::human_bytes;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::disk::partition::{DiskId, PartitionType};
-use crate::disk::{FileStorage, PartitionError, PartitionTable, Storage, TableKind, Window};
-use crate::fs::ext4::{Ext4Error, Ext4Reader};
-use crate::fs::fat::{FatError, FatReader};
-pub use accounts::User;
-pub use firstboot::{FirstBoot, Mechanism};
-pub use os::{OsFamily, OsInfo};
+use crate::disk::{Storage, TableKind};
+pub use crate::image::accounts::User;
+pub use crate::image::firstboot::{FirstBoot, Mechanism};
+pub use crate::image::os::{OsFamily, OsInfo};
+use crate::image::{BaseImage, BootFacts, ImageError, accounts, firstboot, os_info};
 
 /// Version of the JSON report layout.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Errors while inspecting an image. Each names the partition it concerns.
-#[derive(Debug, thiserror::Error)]
-pub enum InspectError {
-    /// The image could not be opened.
-    #[error("cannot open {path}: {source}")]
-    Open {
-        /// The image.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The partition table is missing or invalid.
-    #[error(transparent)]
-    Partition(#[from] PartitionError),
-    /// The FAT partition is unreadable.
-    #[error("partition {partition} (FAT): {source}")]
-    Fat {
-        /// Partition number.
-        partition: u32,
-        /// Why.
-        source: FatError,
-    },
-    /// The ext4 partition is unreadable.
-    #[error("partition {partition} (ext4): {source}")]
-    Ext4 {
-        /// Partition number.
-        partition: u32,
-        /// Why.
-        source: Ext4Error,
-    },
-    /// Reading a partition failed.
-    #[error("partition {partition}: {source}")]
-    Io {
-        /// Partition number.
-        partition: u32,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 pub use crate::fs::Filesystem;
 
@@ -240,67 +195,33 @@ pub fn parse_config_txt(text: &str) -> Vec<ConfigSection> {
     out
 }
 
-/// A root filesystem read with `ext4-view`, as first-boot detection sees it (read errors
-/// count as absent).
-impl firstboot::RootProbe for Ext4Reader {
-    fn exists(&self, path: &str) -> bool {
-        Ext4Reader::exists(self, path).unwrap_or(false)
-    }
-    fn read_text(&self, path: &str) -> Option<String> {
-        Ext4Reader::read_text(self, path).ok().flatten()
-    }
-    fn list(&self, path: &str) -> Vec<String> {
-        Ext4Reader::list(self, path).unwrap_or_default()
-    }
-}
-
 /// Inspects the raw image at `path`. The file is opened read-only.
-pub fn inspect(path: &Path) -> Result<Report, InspectError> {
-    let disk =
-        Arc::new(
-            FileStorage::open_read_only(path).map_err(|source| InspectError::Open {
-                path: path.to_owned(),
-                source,
-            })?,
-        );
-    let table = PartitionTable::read(&*disk)?;
+///
+/// # Errors
+/// See [`ImageError`]: every FAT and ext4 partition must open.
+pub fn inspect(path: &Path) -> Result<Report, ImageError> {
+    let image = BaseImage::open(path)?;
+    let table = &image.layout().table;
     let mut parts = Vec::new();
     let mut boot = None;
     let mut root = None;
     let mut fat = None;
     let mut ext = None;
-    for p in &table.partitions {
-        let fs = crate::fs::probe(&*disk, p).map_err(|source| InspectError::Io {
-            partition: p.number,
-            source,
-        })?;
-        let window = Window::new(Arc::clone(&disk), p.offset(), p.len()).map_err(|source| {
-            InspectError::Io {
-                partition: p.number,
-                source,
-            }
-        })?;
+    for (p, fs) in table.partitions.iter().zip(&image.layout().filesystems) {
         let mut label = None;
         match fs {
             Some(Filesystem::Vfat) => {
-                let err = |source| InspectError::Fat {
-                    partition: p.number,
-                    source,
-                };
-                let reader = FatReader::open(window).map_err(err)?;
-                label = Some(reader.boot_sector().label.clone());
+                let opened = image.fat(p)?;
+                label = Some(opened.reader.boot_sector().label.clone());
                 if fat.is_none() {
-                    fat = Some((p.number, reader));
+                    fat = Some((p.number, opened.reader));
                 }
             }
             Some(Filesystem::Ext4) => {
-                let reader = Ext4Reader::open(window).map_err(|source| InspectError::Ext4 {
-                    partition: p.number,
-                    source,
-                })?;
-                label = Some(reader.superblock().label.clone());
+                let opened = image.ext4(p)?;
+                label = Some(opened.reader.superblock().label.clone());
                 if ext.is_none() {
-                    ext = Some((p.number, reader));
+                    ext = Some((p.number, opened.reader));
                 }
             }
             None => {}
@@ -315,7 +236,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
             type_name: p.ptype.name().to_owned(),
             bootable: p.bootable,
             partuuid: p.partuuid.clone(),
-            filesystem: fs,
+            filesystem: *fs,
             label: label.filter(|l| !l.is_empty()),
         });
     }
@@ -323,20 +244,20 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
     let mut cmdline_tokens = Vec::new();
     let mut boot_files = Vec::new();
     if let Some((number, reader)) = &fat {
-        let err = |source| InspectError::Fat {
+        let err = |source| ImageError::Fat {
             partition: *number,
             source,
         };
-        let text = |name: &str| -> Result<Option<String>, InspectError> {
+        let text = |name: &str| -> Result<Option<String>, ImageError> {
             Ok(reader
                 .read(name)
                 .map_err(err)?
                 .map(|d| String::from_utf8_lossy(&d).into_owned()))
         };
-        let cmdline = text("cmdline.txt")?
-            .map(|t| t.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
-        cmdline_tokens = cmdline.clone().unwrap_or_default();
-        boot_files = reader.root_names().map_err(err)?;
+        let facts = BootFacts::read(reader).map_err(err)?;
+        cmdline_tokens = facts.cmdline_tokens().to_vec();
+        boot_files = facts.files;
+        let cmdline = facts.cmdline;
         let bs = reader.boot_sector();
         boot = Some(BootInfo {
             partition: *number,
@@ -352,7 +273,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
 
     let (mut os, mut hostname, mut users, mut first_boot) = (None, None, Vec::new(), None);
     if let Some((number, reader)) = &ext {
-        let err = |source| InspectError::Ext4 {
+        let err = |source| ImageError::Ext4 {
             partition: *number,
             source,
         };
@@ -387,15 +308,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
             orphans: sb.has_orphans(),
         });
         let text = |p: &str| reader.read_text(p).map_err(err);
-        if let Some(release) = match text("/etc/os-release")? {
-            Some(t) => Some(t),
-            None => text("/usr/lib/os-release")?,
-        } {
-            os = Some(OsInfo::from_files(
-                &release,
-                text("/etc/rpi-issue")?.as_deref(),
-            ));
-        }
+        os = os_info(reader).map_err(err)?;
         hostname = text("/etc/hostname")?
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty());
@@ -416,7 +329,7 @@ pub fn inspect(path: &Path) -> Result<Report, InspectError> {
             origin: path.display().to_string(),
             compression: "raw".to_owned(),
             raw_path: path.display().to_string(),
-            size: disk.len(),
+            size: image.storage().len(),
         },
         partition_table: TableInfo {
             kind: table.kind,

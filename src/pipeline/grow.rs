@@ -19,7 +19,7 @@ use crate::disk::{SECTOR_SIZE, Storage, Window};
 use crate::fs::ext4::Ext4Error;
 use crate::fs::ext4::grow::{GrowReport, grow};
 
-use super::node::Layout;
+use crate::image::Layout;
 
 /// Why an image cannot be grown.
 #[derive(Debug, thiserror::Error)]

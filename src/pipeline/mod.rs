@@ -6,4 +6,5 @@ pub mod grow;
 pub mod identity;
 pub mod node;
 
-pub use node::{Layout, NodeError, apply_node};
+pub use crate::image::Layout;
+pub use node::{NodeError, apply_node};

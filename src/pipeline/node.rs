@@ -1,6 +1,6 @@
 //! One node's image: a copy-on-write disk over the base with the node's operations applied.
 //!
-//! [`Layout::detect`] finds the boot (first FAT) and root (first ext4) partitions of a base
+//! [`Layout::detect`] ([`crate::image`]) finds the boot (first FAT) and root (first ext4) partitions of a base
 //! once; [`apply_node`] opens both filesystems on the node's [`CowDisk`], applies the root
 //! operations, then the boot operations, and finishes both. On any error the caller drops the
 //! node's disk: the overlay goes with it and the base was never written, so nothing is kept
@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use crate::disk::{CowDisk, Partition, PartitionError, PartitionTable, Storage, Window};
+use crate::disk::{CowDisk, Partition, PartitionError, Storage, Window};
 use crate::fs::ext4::rootfs::{RootFs, RootFsError};
 use crate::fs::ext4::write::{Ext4Writer, WriteOptions};
 use crate::fs::fat::{FatError, FatWriter};
-use crate::fs::{Filesystem, probe};
+use crate::image::Layout;
 use crate::ops::{FileOp, Part};
 
 use super::apply::{ApplyError, apply_boot, apply_root};
@@ -66,42 +66,11 @@ pub enum NodeError {
     },
 }
 
-/// Where the boot and root filesystems of a base image are.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// The partition table.
-    pub table: PartitionTable,
-    /// The first FAT partition.
-    pub boot: Option<Partition>,
-    /// The first ext4 partition.
-    pub root: Option<Partition>,
-}
-
-impl Layout {
-    /// Reads the partition table of `disk` and finds its filesystems.
-    pub fn detect<S: Storage>(disk: &S) -> Result<Self, NodeError> {
-        let table = PartitionTable::read(disk)?;
-        let (mut boot, mut root) = (None, None);
-        for p in &table.partitions {
-            let fs = probe(disk, p).map_err(|source| NodeError::Io {
-                partition: p.number,
-                source,
-            })?;
-            match fs {
-                Some(Filesystem::Vfat) if boot.is_none() => boot = Some(p.clone()),
-                Some(Filesystem::Ext4) if root.is_none() => root = Some(p.clone()),
-                _ => {}
-            }
-        }
-        Ok(Self { table, boot, root })
-    }
-}
-
 fn window<B: Storage>(
     disk: &Arc<CowDisk<B>>,
     p: &Partition,
 ) -> Result<Window<Arc<CowDisk<B>>>, NodeError> {
-    Window::new(Arc::clone(disk), p.offset(), p.len()).map_err(|source| NodeError::Io {
+    p.window(Arc::clone(disk)).map_err(|source| NodeError::Io {
         partition: p.number,
         source,
     })

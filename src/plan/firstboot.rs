@@ -17,7 +17,7 @@
 //! `boot.grow_root: false` keeps the image's size instead. Ubuntu's cloud-init grows the root
 //! itself (`growpart`, `resizefs`) without touching identities, so nothing changes there.
 
-use crate::inspect::firstboot::Mechanism;
+use crate::image::firstboot::Mechanism;
 use crate::ops::{FileOp, Owner, Part, TextEdit};
 
 use super::profile::Profile;

@@ -5,7 +5,7 @@
 //! network, boot settings, mounts, system settings, services, overlays (which may override
 //! anything before them), cloud-init, and last the disk identity.
 
-use crate::inspect::os::OsFamily;
+use crate::image::os::OsFamily;
 use crate::ops::{FileOp, Owner, Part};
 use crate::recipe as rs;
 use crate::recipe::{NodeSpec, ResolvedRecipe};

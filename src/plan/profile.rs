@@ -1,16 +1,17 @@
 //! What the planner needs to know about a base image: its OS family, first-boot mechanism,
 //! default user, which network stack it runs, and the files new homes are made from.
 //!
-//! Read once per base from the image itself (the `inspect` logic), never guessed from a name.
+//! Read once per base from the image itself (from [`crate::image`]'s facts, as `inspect` shows
+//! them), never guessed from a name.
 
 use std::collections::BTreeMap;
 
 use super::catalog::Catalog;
 use super::units::{UnitFile, read_units};
 use crate::fs::ext4::Ext4Reader;
-use crate::inspect::accounts::{User, regular_users};
-use crate::inspect::firstboot::{self, FirstBoot, Mechanism};
-use crate::inspect::os::{OsFamily, OsInfo};
+use crate::image::accounts::{User, regular_users};
+use crate::image::firstboot::{self, FirstBoot, Mechanism};
+use crate::image::os::{OsFamily, OsInfo};
 
 /// A file or directory of `/etc/skel`, copied into each new home.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,12 +128,7 @@ impl Profile {
         boot_files: &[String],
     ) -> Result<Self, ProfileError> {
         let text = |p: &str| reader.read_text(p);
-        let release = match text("/etc/os-release")? {
-            Some(t) => Some(t),
-            None => text("/usr/lib/os-release")?,
-        };
-        let os = release
-            .map(|r| OsInfo::from_files(&r, text("/etc/rpi-issue").ok().flatten().as_deref()));
+        let os = crate::image::os_info(reader)?;
         let family = os.as_ref().map_or(OsFamily::Other, |o| o.family);
         let group = text("/etc/group")?.unwrap_or_default();
         let passwd = text("/etc/passwd")?.unwrap_or_default();

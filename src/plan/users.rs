@@ -119,7 +119,7 @@ pub fn user_ops(
         .map(|u| u.uid)
         .collect();
     taken.extend(users.iter().filter_map(|u| u.uid));
-    let home_mode = if profile.family == crate::inspect::os::OsFamily::Ubuntu {
+    let home_mode = if profile.family == crate::image::os::OsFamily::Ubuntu {
         0o750
     } else {
         0o700
