@@ -11,7 +11,7 @@
 
 use crate::ops::{FileOp, Owner, Part};
 
-use super::users::{Sudo, UserSpec};
+use super::users::{Account, SudoRule};
 use super::yaml::quote as q;
 
 /// Path of the guard drop-in.
@@ -46,7 +46,7 @@ pub struct SeedSpec {
     /// Fully qualified name, if any.
     pub fqdn: Option<String>,
     /// Users.
-    pub users: Vec<UserSpec>,
+    pub users: Vec<Account>,
     /// Allow SSH password logins.
     /// `None` leaves sshd's password setting to what is baked (cloud-init would rewrite it and
     /// restart sshd in the middle of the first boot).
@@ -97,9 +97,9 @@ pub fn user_data(spec: &SeedSpec) -> String {
                 s.push_str(&format!("    groups: [{}]\n", g.join(", ")));
             }
             match u.sudo {
-                Sudo::None => s.push_str("    sudo: null\n"),
-                Sudo::Password => s.push_str("    sudo: \"ALL=(ALL:ALL) ALL\"\n"),
-                Sudo::NoPassword => s.push_str("    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n"),
+                SudoRule::None => s.push_str("    sudo: null\n"),
+                SudoRule::Password => s.push_str("    sudo: \"ALL=(ALL:ALL) ALL\"\n"),
+                SudoRule::NoPassword => s.push_str("    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n"),
             }
             match (&u.password_hash, u.locked) {
                 (Some(h), false) => {

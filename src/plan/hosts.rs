@@ -8,7 +8,7 @@ use crate::ops::{FileOp, Owner, Part};
 
 /// One `/etc/hosts` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostEntry {
+pub struct HostsLine {
     /// Address.
     pub address: String,
     /// Names (FQDN first, then short name and aliases).
@@ -19,8 +19,8 @@ pub struct HostEntry {
 pub fn hosts_file(
     hostname: &str,
     fqdn: Option<&str>,
-    cluster: &[HostEntry],
-    extra: &[HostEntry],
+    cluster: &[HostsLine],
+    extra: &[HostsLine],
 ) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n\n",
@@ -69,16 +69,16 @@ mod tests {
     #[test]
     fn hosts_names_every_node() {
         let cluster = [
-            HostEntry {
+            HostsLine {
                 address: "10.0.0.1".into(),
                 names: vec!["gw.lab".into(), "gw".into()],
             },
-            HostEntry {
+            HostsLine {
                 address: "10.0.0.11".into(),
                 names: vec!["w1.lab".into(), "w1".into()],
             },
         ];
-        let extra = [HostEntry {
+        let extra = [HostsLine {
             address: "10.0.0.5".into(),
             names: vec!["nas".into()],
         }];

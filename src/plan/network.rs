@@ -23,7 +23,7 @@ pub struct IpConfig {
 
 /// One wired or wireless interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct InterfaceSpec {
+pub struct Interface {
     /// Kernel name (`eth0`, `wlan0`).
     pub name: String,
     /// IPv4.
@@ -35,12 +35,12 @@ pub struct InterfaceSpec {
     /// DNS search domains.
     pub search: Vec<String>,
     /// Wi-Fi settings, for a wireless interface.
-    pub wifi: Option<WifiSpec>,
+    pub wifi: Option<WifiNetwork>,
 }
 
 /// Wi-Fi network.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WifiSpec {
+pub struct WifiNetwork {
     /// SSID.
     pub ssid: String,
     /// The 64-hex-digit PSK (never the passphrase).
@@ -95,7 +95,7 @@ fn keyfile_value(value: &str) -> String {
 }
 
 /// The NetworkManager keyfile for `iface`.
-pub fn nm_keyfile(iface: &InterfaceSpec, uuid: &str) -> String {
+pub fn nm_keyfile(iface: &Interface, uuid: &str) -> String {
     let kind = if iface.wifi.is_some() {
         "wifi"
     } else {
@@ -134,7 +134,7 @@ pub fn nm_keyfile(iface: &InterfaceSpec, uuid: &str) -> String {
 }
 
 /// The netplan (v2) document for all interfaces.
-pub fn netplan(ifaces: &[InterfaceSpec]) -> String {
+pub fn netplan(ifaces: &[Interface]) -> String {
     let mut eth = String::new();
     let mut wifi = String::new();
     for i in ifaces {
@@ -214,7 +214,7 @@ pub fn netplan(ifaces: &[InterfaceSpec]) -> String {
 /// Operations writing the network configuration in the form the image's stack reads.
 pub fn network_ops(
     netplan_stack: bool,
-    ifaces: &[InterfaceSpec],
+    ifaces: &[Interface],
     seed: &[u8],
     node: &str,
 ) -> Vec<FileOp> {
@@ -244,8 +244,8 @@ pub fn network_ops(
 mod tests {
     use super::*;
 
-    fn static_eth() -> InterfaceSpec {
-        InterfaceSpec {
+    fn static_eth() -> Interface {
+        Interface {
             name: "eth0".into(),
             ipv4: IpConfig {
                 dhcp: false,
@@ -282,7 +282,7 @@ mod tests {
         );
         let mut w = static_eth();
         w.name = "wlan0".into();
-        w.wifi = Some(WifiSpec {
+        w.wifi = Some(WifiNetwork {
             ssid: "x\n[connection]\nid=evil".into(),
             psk: "ab".repeat(32),
             country: "GB".into(),
@@ -301,7 +301,7 @@ mod tests {
             dhcp: true,
             ..IpConfig::default()
         };
-        w.wifi = Some(WifiSpec {
+        w.wifi = Some(WifiNetwork {
             ssid: "lab \"net\"".into(),
             psk: "ab".repeat(32),
             country: "GB".into(),

@@ -17,13 +17,13 @@ use crate::secrets::wifi::psk;
 use super::PlanError;
 use super::boot::{boot_ops, mount_ops};
 use super::cloud_init::{SeedSpec, guard_op, meta_data, seed_ops, user_data};
-use super::hosts::{HostEntry, hosts_file, hosts_ops};
-use super::network::{InterfaceSpec, IpConfig, WifiSpec, netplan, network_ops};
+use super::hosts::{HostsLine, hosts_file, hosts_ops};
+use super::network::{Interface, IpConfig, WifiNetwork, netplan, network_ops};
 use super::profile::Profile;
-use super::ssh::{SshSpec, ssh_ops};
+use super::ssh::{SshdConfig, ssh_ops};
 use super::system::{keyboard_ops, locale_ops, timezone_ops};
 use super::units::enable_links;
-use super::users::{Sudo, UserSpec, disarm_user_wizard, remove_user_ops, user_ops};
+use super::users::{Account, SudoRule, disarm_user_wizard, remove_user_ops, user_ops};
 
 /// Everything the build needs to make one node's image.
 #[derive(Debug, Clone)]
@@ -68,11 +68,11 @@ fn resolve_password(
     }
 }
 
-fn sudo(s: rs::Sudo) -> Sudo {
+fn sudo(s: rs::Sudo) -> SudoRule {
     match s {
-        rs::Sudo::None => Sudo::None,
-        rs::Sudo::Password => Sudo::Password,
-        rs::Sudo::Nopassword => Sudo::NoPassword,
+        rs::Sudo::None => SudoRule::None,
+        rs::Sudo::Password => SudoRule::Password,
+        rs::Sudo::Nopassword => SudoRule::NoPassword,
     }
 }
 
@@ -80,10 +80,10 @@ fn users(
     node: &NodeSpec,
     profile: &Profile,
     seed: &[u8],
-) -> Result<(Vec<UserSpec>, Vec<String>), PlanError> {
+) -> Result<(Vec<Account>, Vec<String>), PlanError> {
     let mut out = Vec::new();
     for u in &node.users {
-        out.push(UserSpec {
+        out.push(Account {
             name: u.name.clone(),
             uid: u.uid,
             gecos: u.gecos.clone(),
@@ -113,12 +113,12 @@ fn users(
                 }
                 None => out.insert(
                     0,
-                    UserSpec {
+                    Account {
                         name: new.clone(),
                         uid: Some(d.uid),
                         shell: d.shell.clone(),
                         groups: d.groups.clone(),
-                        ..UserSpec::default()
+                        ..Account::default()
                     },
                 ),
             }
@@ -128,7 +128,7 @@ fn users(
     Ok((out, removed))
 }
 
-fn interfaces(node: &NodeSpec) -> Result<Vec<InterfaceSpec>, PlanError> {
+fn interfaces(node: &NodeSpec) -> Result<Vec<Interface>, PlanError> {
     node.network
         .interfaces
         .iter()
@@ -145,7 +145,7 @@ fn interfaces(node: &NodeSpec) -> Result<Vec<InterfaceSpec>, PlanError> {
                             psk(&w.ssid, &pass).map_err(|e| err(node, e))?
                         }
                     };
-                    Some(WifiSpec {
+                    Some(WifiNetwork {
                         ssid: w.ssid.clone(),
                         psk: key,
                         country: w.country.clone(),
@@ -161,7 +161,7 @@ fn interfaces(node: &NodeSpec) -> Result<Vec<InterfaceSpec>, PlanError> {
                     gateway: i.ipv6.gateway.map(|g| g.to_string()),
                 },
             };
-            Ok(InterfaceSpec {
+            Ok(Interface {
                 name: i.name.clone(),
                 ipv4: IpConfig {
                     dhcp: i.ipv4.dhcp,
@@ -177,7 +177,7 @@ fn interfaces(node: &NodeSpec) -> Result<Vec<InterfaceSpec>, PlanError> {
         .collect()
 }
 
-fn owner_id(profile: &Profile, users: &[UserSpec], r: &rs::OwnerRef, group: bool) -> Option<u32> {
+fn owner_id(profile: &Profile, users: &[Account], r: &rs::OwnerRef, group: bool) -> Option<u32> {
     match r {
         rs::OwnerRef::Id(id) => Some(*id),
         rs::OwnerRef::Name(n) => users
@@ -195,7 +195,7 @@ fn overlay_ops(
     recipe: &ResolvedRecipe,
     node: &NodeSpec,
     profile: &Profile,
-    users: &[UserSpec],
+    users: &[Account],
 ) -> Result<Vec<FileOp>, PlanError> {
     let ctx = crate::recipe::template::context(recipe, node);
     let mut ops = Vec::new();
@@ -331,7 +331,7 @@ pub fn plan_node(
         host_key =
             Some(derive::host_key(seed, &node.name, &node.hostname).map_err(|e| err(node, e))?);
     }
-    let ssh = SshSpec {
+    let ssh = SshdConfig {
         enable: node.ssh.enable,
         password_authentication: node.ssh.password_authentication,
         permit_root_login: node.ssh.permit_root_login,
@@ -340,12 +340,12 @@ pub fn plan_node(
     };
     ops.extend(ssh_ops(profile, &ssh));
 
-    let to_entry = |h: &rs::HostEntry| HostEntry {
+    let to_entry = |h: &rs::HostEntry| HostsLine {
         address: h.address.to_string(),
         names: h.names.clone(),
     };
-    let cluster: Vec<HostEntry> = recipe.cluster_hosts().iter().map(to_entry).collect();
-    let extra: Vec<HostEntry> = node.hosts_extra.iter().map(to_entry).collect();
+    let cluster: Vec<HostsLine> = recipe.cluster_hosts().iter().map(to_entry).collect();
+    let extra: Vec<HostsLine> = node.hosts_extra.iter().map(to_entry).collect();
     ops.extend(hosts_ops(
         &node.hostname,
         hosts_file(&node.hostname, node.fqdn.as_deref(), &cluster, &extra),

@@ -9,7 +9,7 @@ use super::profile::Profile;
 
 /// What the recipe asks of the SSH server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshSpec {
+pub struct SshdConfig {
     /// Start sshd at boot.
     pub enable: bool,
     /// Allow password logins.
@@ -26,7 +26,7 @@ pub struct SshSpec {
 pub const DROP_IN: &str = "/etc/ssh/sshd_config.d/10-piimage.conf";
 
 /// The drop-in text.
-pub fn drop_in(spec: &SshSpec) -> String {
+pub fn drop_in(spec: &SshdConfig) -> String {
     let yes_no = |b| if b { "yes" } else { "no" };
     let mut s = String::from("# Written by piimage.\n");
     s.push_str(&format!(
@@ -68,7 +68,7 @@ fn remove(path: &str) -> FileOp {
 }
 
 /// Operations for the SSH server.
-pub fn ssh_ops(profile: &Profile, spec: &SshSpec) -> Vec<FileOp> {
+pub fn ssh_ops(profile: &Profile, spec: &SshdConfig) -> Vec<FileOp> {
     let mut ops = vec![FileOp::Write {
         part: Part::Root,
         path: DROP_IN.to_owned(),

@@ -11,7 +11,7 @@ use super::profile::Profile;
 
 /// How a user may use sudo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sudo {
+pub enum SudoRule {
     /// Not at all.
     #[default]
     None,
@@ -23,7 +23,7 @@ pub enum Sudo {
 
 /// One user to bake, with secrets already resolved (the password is a crypt hash).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UserSpec {
+pub struct Account {
     /// Login name.
     pub name: String,
     /// uid (the next free one from 1000 when `None`).
@@ -35,7 +35,7 @@ pub struct UserSpec {
     /// Supplementary groups (must exist in the image).
     pub groups: Vec<String>,
     /// sudo rule.
-    pub sudo: Sudo,
+    pub sudo: SudoRule,
     /// crypt(3) hash, or `None` for no password (`!`: key-only login).
     pub password_hash: Option<String>,
     /// Lock the account (`!` before the hash).
@@ -106,7 +106,7 @@ pub fn remove_user_ops(profile: &Profile, name: &str) -> Vec<FileOp> {
 /// Operations adding `users` (after any removal), with shadow "last changed" set from `epoch`.
 pub fn user_ops(
     profile: &Profile,
-    users: &[UserSpec],
+    users: &[Account],
     removed: &[String],
     epoch: i64,
 ) -> Result<Vec<FileOp>, PlanError> {
@@ -170,7 +170,7 @@ pub fn user_ops(
         ops.push(edit("/etc/subuid", row(&[&u.name, &sub, "65536"])));
         ops.push(edit("/etc/subgid", row(&[&u.name, &sub, "65536"])));
         let mut groups = u.groups.clone();
-        if u.sudo == Sudo::Password
+        if u.sudo == SudoRule::Password
             && profile.groups.iter().any(|g| g == "sudo")
             && !groups.iter().any(|g| g == "sudo")
         {
@@ -230,9 +230,9 @@ pub fn user_ops(
             });
         }
         let rule = match u.sudo {
-            Sudo::None => None,
-            Sudo::Password => Some(format!("{} ALL=(ALL:ALL) ALL\n", u.name)),
-            Sudo::NoPassword => Some(format!("{} ALL=(ALL) NOPASSWD: ALL\n", u.name)),
+            SudoRule::None => None,
+            SudoRule::Password => Some(format!("{} ALL=(ALL:ALL) ALL\n", u.name)),
+            SudoRule::NoPassword => Some(format!("{} ALL=(ALL) NOPASSWD: ALL\n", u.name)),
         };
         if let Some(rule) = rule {
             ops.push(FileOp::Write {

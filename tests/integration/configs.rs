@@ -4,9 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 
 use piimage::plan::cloud_init::{SeedSpec, guard, meta_data, user_data};
-use piimage::plan::network::{InterfaceSpec, IpConfig, WifiSpec, netplan};
-use piimage::plan::ssh::{SshSpec, drop_in};
-use piimage::plan::users::{Sudo, UserSpec};
+use piimage::plan::network::{Interface, IpConfig, WifiNetwork, netplan};
+use piimage::plan::ssh::{SshdConfig, drop_in};
+use piimage::plan::users::{Account, SudoRule};
 use piimage::secrets::hostkey::ed25519;
 use piimage::secrets::rng::derived_rng;
 
@@ -31,7 +31,7 @@ fn sshd_accepts_the_drop_in() {
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::create_dir_all("/run/sshd").ok();
     for spec in [
-        SshSpec {
+        SshdConfig {
             enable: true,
             password_authentication: false,
             permit_root_login: false,
@@ -41,7 +41,7 @@ fn sshd_accepts_the_drop_in() {
             ],
             host_key: Some(key.clone()),
         },
-        SshSpec {
+        SshdConfig {
             enable: true,
             password_authentication: true,
             permit_root_login: true,
@@ -98,9 +98,9 @@ fn sshd_accepts_the_drop_in() {
     );
 }
 
-fn ifaces() -> Vec<InterfaceSpec> {
+fn ifaces() -> Vec<Interface> {
     vec![
-        InterfaceSpec {
+        Interface {
             name: "eth0".into(),
             ipv4: IpConfig {
                 dhcp: false,
@@ -116,7 +116,7 @@ fn ifaces() -> Vec<InterfaceSpec> {
             search: vec!["lab.example".into()],
             wifi: None,
         },
-        InterfaceSpec {
+        Interface {
             name: "wlan0".into(),
             ipv4: IpConfig {
                 dhcp: true,
@@ -125,7 +125,7 @@ fn ifaces() -> Vec<InterfaceSpec> {
             ipv6: None,
             dns: vec![],
             search: vec![],
-            wifi: Some(WifiSpec {
+            wifi: Some(WifiNetwork {
                 ssid: "Lab \"5G\"".into(),
                 psk: piimage::secrets::wifi::psk("Lab \"5G\"", "correct horse").unwrap(),
                 country: "GB".into(),
@@ -184,18 +184,18 @@ fn cloud_init_schema_accepts_our_user_data() {
         hostname: "worker-01".into(),
         fqdn: Some("worker-01.lab.example".into()),
         users: vec![
-            UserSpec {
+            Account {
                 name: "alice".into(),
                 uid: Some(1001),
                 gecos: "Alice \"Ops\"".into(),
                 shell: "/bin/bash".into(),
                 groups: vec!["sudo".into(), "adm".into()],
-                sudo: Sudo::NoPassword,
+                sudo: SudoRule::NoPassword,
                 password_hash: Some("$y$j9T$abcdefghijklmnopqrstuv$0123456789abcdefghijklmnopqrstuvwxyzABCDE".into()),
                 locked: false,
                 authorized_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJvmLoGRr4WXyQ2EGvJ3xKkuC1ZW5s4RjyNQC6jpbTKK alice@laptop".into()],
             },
-            UserSpec { name: "ops".into(), shell: "/bin/sh".into(), sudo: Sudo::None, ..UserSpec::default() },
+            Account { name: "ops".into(), shell: "/bin/sh".into(), sudo: SudoRule::None, ..Account::default() },
         ],
         ssh_pwauth: Some(false),
         timezone: Some("Europe/London".into()),
