@@ -8,11 +8,8 @@ use clap::Args;
 use piimage::build::{PreparedBase, plan_all, prepare_base, seed_bytes};
 use piimage::disk::Storage;
 use piimage::disk::source;
-use piimage::fs::ext4::Ext4Reader;
-use piimage::fs::fat::FatReader;
 use piimage::inspect::human_bytes;
-use piimage::ops::{FileOp, Part, apply_text_edit};
-use piimage::plan::redact::redact;
+use piimage::plan::preview::{BaseFiles, changed_lines, fold};
 
 use super::color::{Paint, Stream, Style};
 use super::progress::Bars;
@@ -44,52 +41,6 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// Reads text files of the base, as the plan's edits see them.
-struct BaseFiles {
-    root: Option<Ext4Reader>,
-    boot: Option<FatReader<piimage::image::PartWindow>>,
-}
-
-impl BaseFiles {
-    fn open(base: &PreparedBase) -> anyhow::Result<Self> {
-        Ok(Self {
-            root: base.root_reader()?,
-            boot: base.boot_reader()?,
-        })
-    }
-
-    fn read(&self, part: Part, path: &str) -> Option<String> {
-        let bytes = match part {
-            Part::Root => self.root.as_ref()?.read(path).ok()??,
-            Part::Boot => self.boot.as_ref()?.read(path).ok()??,
-        };
-        String::from_utf8(bytes).ok()
-    }
-}
-
-/// The changed lines of `old` -> `new` with one line of context, as (sign, line) pairs; a
-/// `...` entry (sign `' '`, no line) ends each hunk. Lines lose their final newline.
-fn diff_lines(old: &str, new: &str) -> Vec<(char, Option<String>)> {
-    let d = similar::TextDiff::from_lines(old, new);
-    let mut out = Vec::new();
-    for group in d.grouped_ops(1) {
-        for op in group {
-            for change in d.iter_changes(&op) {
-                let sign = match change.tag() {
-                    similar::ChangeTag::Delete => '-',
-                    similar::ChangeTag::Insert => '+',
-                    similar::ChangeTag::Equal => ' ',
-                };
-                let line = change.value();
-                let line = line.strip_suffix('\n').unwrap_or(line);
-                out.push((sign, Some(line.to_owned())));
-            }
-        }
-        out.push((' ', None));
-    }
-    out
-}
-
 fn diff(lines: &[(char, Option<String>)], paint: Paint, out: &mut String) {
     for (sign, line) in lines {
         let text = match line {
@@ -107,103 +58,6 @@ fn diff(lines: &[(char, Option<String>)], paint: Paint, out: &mut String) {
     }
 }
 
-/// The net effect of a node's operations on one path.
-struct Touched {
-    part: Part,
-    path: String,
-    /// What happens to it last (`write`, `edit`, `mkdir`, `symlink`, `remove`, `chown`).
-    action: &'static str,
-    /// Mode, owner, size or link target.
-    detail: String,
-    /// Text before the first operation (from the base), when it is text.
-    before: Option<String>,
-    /// Text after the last operation, when it is text.
-    after: Option<String>,
-}
-
-/// Folds the operations into one entry per path, in the order paths are first touched.
-fn fold(ops: &[FileOp], files: &BaseFiles) -> Vec<Touched> {
-    let mut out: Vec<Touched> = Vec::new();
-    for op in ops {
-        let (part, path) = (op.part(), op.path().to_owned());
-        let i = match out.iter().position(|t| t.part == part && t.path == path) {
-            Some(i) => i,
-            None => {
-                let before = files.read(part, &path);
-                out.push(Touched {
-                    part,
-                    path: path.clone(),
-                    action: "",
-                    detail: String::new(),
-                    after: before.clone(),
-                    before,
-                });
-                out.len() - 1
-            }
-        };
-        let t = &mut out[i];
-        match op {
-            FileOp::Write { data, owner, .. } => {
-                t.action = "write";
-                t.detail = format!(
-                    "{:04o} {}:{}  {} bytes",
-                    owner.mode,
-                    owner.uid,
-                    owner.gid,
-                    data.len()
-                );
-                t.after = String::from_utf8(data.clone()).ok();
-            }
-            FileOp::Append { data, .. } => {
-                t.action = if t.action.is_empty() {
-                    "append"
-                } else {
-                    t.action
-                };
-                let mut text = t.after.clone().unwrap_or_default();
-                text.push_str(&String::from_utf8_lossy(data));
-                t.after = Some(text);
-            }
-            FileOp::Mkdir { owner, .. } => {
-                t.action = "mkdir";
-                t.detail = format!("{:04o} {}:{}", owner.mode, owner.uid, owner.gid);
-            }
-            FileOp::Symlink {
-                target, uid, gid, ..
-            } => {
-                t.action = "symlink";
-                t.detail = format!("-> {target}  {uid}:{gid}");
-                t.after = None;
-            }
-            FileOp::Remove { .. } => {
-                t.action = "remove";
-                t.detail.clear();
-                t.after = None;
-            }
-            FileOp::SetOwner { owner, .. } => {
-                if t.action.is_empty() {
-                    t.action = "chown";
-                }
-                t.detail = format!("{:04o} {}:{}", owner.mode, owner.uid, owner.gid);
-            }
-            FileOp::Edit { edit, .. } => {
-                if t.action.is_empty() {
-                    t.action = "edit";
-                }
-                let old = t.after.clone().unwrap_or_default();
-                match apply_text_edit(&old, edit) {
-                    Ok(new) => {
-                        t.detail = format!("{} bytes", new.len());
-                        t.after = Some(new);
-                    }
-                    Err(e) => t.detail = format!("fails: {e}"),
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Runs `piimage plan`.
 pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let resolved = args.recipe.load(false)?;
@@ -217,7 +71,7 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if args.json {
         let seed = seed_bytes(&resolved)?;
         let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
-        let files = BaseFiles::open(&base)?;
+        let files = BaseFiles::new(base.root_reader()?, base.boot_reader()?);
         return super::json::print(&plan_json(&base, &plans, &files));
     }
     let paint = Paint::new(global.color, Stream::Stdout);
@@ -237,7 +91,7 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     }
     let seed = seed_bytes(&resolved)?;
     let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
-    let files = BaseFiles::open(&base)?;
+    let files = BaseFiles::new(base.root_reader()?, base.boot_reader()?);
     for p in &plans {
         println!(
             "node {} ({} operations){}",
@@ -257,19 +111,6 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         println!("{text}");
     }
     Ok(())
-}
-
-/// The diff of an edited text file, secrets shown as markers that change when they do (see
-/// plan::redact); `None` when there is nothing to compare.
-fn changed_lines(t: &Touched) -> Option<Vec<(char, Option<String>)>> {
-    let (Some(before), Some(after)) = (&t.before, &t.after) else {
-        return None;
-    };
-    if before == after {
-        return None;
-    }
-    let (before, after) = (redact(&t.path, before), redact(&t.path, after));
-    Some(diff_lines(&before, &after))
 }
 
 /// The plan as JSON (layout in `docs/cli-json.md`).

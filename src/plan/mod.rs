@@ -14,6 +14,7 @@ pub mod hosts;
 pub mod image_checks;
 pub mod network;
 pub mod node;
+pub mod preview;
 pub mod profile;
 pub mod redact;
 pub mod ssh;
