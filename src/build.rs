@@ -338,6 +338,7 @@ pub fn plan_all(
         }
     }
     check_image(recipe, base, only)?;
+    let extras = crate::plan::template_secrets::TemplateSecrets::new(recipe, seed)?;
     recipe
         .selected()
         .filter(|n| only.is_empty() || only.contains(&n.name))
@@ -351,6 +352,7 @@ pub fn plan_all(
                 base.disk_id,
                 base.uses_partuuid,
                 seed,
+                &extras,
             )
             .map_err(Into::into)
         })

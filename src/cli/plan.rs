@@ -13,7 +13,7 @@ use piimage::fs::ext4::Ext4Reader;
 use piimage::fs::fat::FatReader;
 use piimage::inspect::human_bytes;
 use piimage::ops::{FileOp, Part, apply_text_edit};
-use piimage::plan::redact::redact;
+use piimage::plan::redact::redact_known;
 
 use super::color::{Paint, Stream, Style};
 use super::progress::Bars;
@@ -264,7 +264,7 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let mut text = String::new();
         for t in fold(&p.ops, &files) {
             let _ = writeln!(text, "  {:<8}{}:{}  {}", t.action, t.part, t.path, t.detail);
-            if let Some(lines) = changed_lines(&t) {
+            if let Some(lines) = changed_lines(&t, &p.secret_values) {
                 diff(&lines, paint, &mut text);
             }
         }
@@ -275,14 +275,17 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 
 /// The diff of an edited text file, secrets shown as markers that change when they do (see
 /// plan::redact); `None` when there is nothing to compare.
-fn changed_lines(t: &Touched) -> Option<Vec<(char, Option<String>)>> {
+fn changed_lines(t: &Touched, known: &[(String, String)]) -> Option<Vec<(char, Option<String>)>> {
     let (Some(before), Some(after)) = (&t.before, &t.after) else {
         return None;
     };
     if before == after {
         return None;
     }
-    let (before, after) = (redact(&t.path, before), redact(&t.path, after));
+    let (before, after) = (
+        redact_known(&t.path, before, known),
+        redact_known(&t.path, after, known),
+    );
     Some(diff_lines(&before, &after))
 }
 
@@ -309,7 +312,7 @@ fn plan_json(
             let files: Vec<serde_json::Value> = fold(&p.ops, files)
                 .iter()
                 .map(|t| {
-                    let diff = changed_lines(t).map(|lines| {
+                    let diff = changed_lines(t, &p.secret_values).map(|lines| {
                         lines
                             .into_iter()
                             .map(|(sign, line)| match line {
