@@ -120,7 +120,8 @@ fn redact_key_value(line: &str) -> String {
         return line.to_owned();
     }
     let value = lead[sep + 1..].trim();
-    if value.is_empty() || value == "|" || value == ">" {
+    let is_marker = value.starts_with('<') && value.contains(", redacted, sha256 ");
+    if value.is_empty() || value == "|" || value == ">" || is_marker {
         return line.to_owned();
     }
     let prefix_len = line.len() - lead.len() + sep + 1;
