@@ -268,11 +268,7 @@ fn issue16_k3s_preset_bakes_one_seeded_token_and_the_server_url() {
                 format!("{want}\n"),
                 "{n}"
             );
-            assert_eq!(
-                b.stat(n, "/etc/rancher/k3s/token"),
-                (0o600, 0, 0),
-                "{n}"
-            );
+            assert_eq!(b.stat(n, "/etc/rancher/k3s/token"), (0o600, 0, 0), "{n}");
             let config = b.cat(n, "/etc/rancher/k3s/config.yaml");
             assert!(
                 config.contains("token-file: /etc/rancher/k3s/token\n"),
@@ -381,4 +377,287 @@ fn issue16_k3s_preset_ha_servers_and_plan_hides_the_token() {
     for r in [recipe, bad] {
         std::fs::remove_file(r).ok();
     }
+}
+
+/// The fixtures the docker, swarm and mpi presets claim.
+const DOCKER_FIXTURES: [Fixture; 2] = [Fixture::RaspiosBookworm, Fixture::RaspiosTrixie];
+
+/// `ssh-keygen -y` of a private key file: its public key, without the comment.
+fn public_of(private: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("k");
+    std::fs::write(&p, private).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run("ssh-keygen", &["-y", "-f", p.to_str().unwrap()]);
+    assert!(out.status.success(), "ssh-keygen -y: {}", text(&out));
+    let s = String::from_utf8(out.stdout).unwrap();
+    s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// `ssh-keygen -l -f FILE` parses every line (authorized_keys options included).
+fn keygen_lists(contents: &str, lines: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("keys");
+    std::fs::write(&p, contents).unwrap();
+    let out = run("ssh-keygen", &["-l", "-f", p.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "ssh-keygen -l:\n{contents}\n{}",
+        text(&out)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        lines,
+        "{contents}"
+    );
+}
+
+#[test]
+fn issue16_docker_preset_installs_at_first_boot_and_starts_compose() {
+    validate_prints_description("docker", "Docker and Docker Compose: every node installs");
+    let recipe = wrapper("docker", "t", "");
+    let nodes = ["gw", "worker-01"];
+    for fixture in DOCKER_FIXTURES {
+        let b = build(&recipe, fixture, &nodes, SEED);
+        b.fsck(&nodes);
+        for n in nodes {
+            let install = b.cat(n, "/usr/local/lib/piimage-presets/docker-install");
+            assert!(
+                install.contains("apt-get install -y docker.io \"$compose\"\n"),
+                "{install}"
+            );
+            assert!(
+                install.contains("\nusermod -aG docker admin\n"),
+                "{install}"
+            );
+            assert!(!install.contains("download.docker.com"), "{install}");
+            let compose = b.cat(n, "/srv/compose/compose.yaml");
+            assert_eq!(
+                compose,
+                std::fs::read_to_string(repo().join("recipes/presets/docker/compose/compose.yaml"))
+                    .unwrap()
+            );
+            // The Compose file is YAML with services that name images (docker compose is not
+            // installable here: Python's YAML parser and the shape instead).
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("compose.yaml");
+            std::fs::write(&f, &compose).unwrap();
+            let out = run(
+                "python3",
+                &[
+                    "-c",
+                    "import sys,yaml; d=yaml.safe_load(open(sys.argv[1])); s=d['services']; \
+                     assert s and all(isinstance(v.get('image'), str) for v in s.values()), s",
+                    f.to_str().unwrap(),
+                ],
+            );
+            assert!(out.status.success(), "{}", text(&out));
+            let labels = b.cat(n, "/etc/docker/daemon.json");
+            let v: serde_json::Value = serde_json::from_str(&labels).unwrap();
+            let role = if n == "gw" { "gateway" } else { "worker" };
+            assert_eq!(
+                v["labels"],
+                serde_json::json!([format!("piimage.role={role}"), format!("piimage.node={n}")])
+            );
+            let wants = debugfs(
+                &b.image(n),
+                b.root(),
+                "ls /etc/systemd/system/multi-user.target.wants",
+            );
+            for u in ["piimage-docker-install.service", "piimage-compose.service"] {
+                assert!(wants.contains(u), "{n}: {u} not enabled: {wants}");
+            }
+            verify_units(
+                &b,
+                n,
+                &["piimage-docker-install.service", "piimage-compose.service"],
+                &[
+                    "/usr/local/sbin/piimage-preset-step",
+                    "/usr/local/sbin/piimage-compose",
+                    "/usr/local/lib/piimage-presets/docker-install",
+                ],
+            );
+        }
+    }
+    // Docker's own repository when the recipe says so; anything else is a validate error.
+    let repo_recipe = wrapper("docker", "repo", "vars: { docker_source: docker }\n");
+    let b = build(&repo_recipe, Fixture::RaspiosTrixie, &["worker-01"], SEED);
+    let install = b.cat("worker-01", "/usr/local/lib/piimage-presets/docker-install");
+    assert!(
+        install.contains("https://download.docker.com/linux/$ID $VERSION_CODENAME stable"),
+        "{install}"
+    );
+    assert!(install.contains("docker-compose-plugin"), "{install}");
+    let bad = wrapper("docker", "bad", "vars: { docker_source: snap }\n");
+    let out = piimage(&["validate", bad.to_str().unwrap()], SEED);
+    assert!(
+        !out.status.success()
+            && text(&out).contains("docker_source_must_be_distribution_or_docker"),
+        "{}",
+        text(&out)
+    );
+    for r in [recipe, repo_recipe, bad] {
+        std::fs::remove_file(r).ok();
+    }
+}
+
+#[test]
+fn issue16_swarm_preset_workers_fetch_the_token_with_the_seeded_key() {
+    validate_prints_description("swarm", "Docker Swarm: gw initialises the swarm");
+    let recipe = wrapper("swarm", "t", "");
+    let nodes = ["gw", "worker-01", "worker-02"];
+    for (i, fixture) in DOCKER_FIXTURES.into_iter().enumerate() {
+        let seed = if i == 0 {
+            SEED.to_owned()
+        } else {
+            format!("{SEED}-2")
+        };
+        let b = build(&recipe, fixture, &nodes, &seed);
+        b.fsck(&nodes);
+        let key = piimage::secrets::cluster::ssh_ed25519(seed.as_bytes(), "swarm_join_key", "pico")
+            .unwrap();
+        let gw_host_key = b.cat("gw", "/etc/ssh/ssh_host_ed25519_key.pub");
+        let gw_host_key: String = gw_host_key
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let auth = b.cat("gw", "/var/lib/piimage-swarm-join/.ssh/authorized_keys");
+        assert_eq!(
+            auth,
+            format!(
+                "restrict,command=\"/usr/local/sbin/piimage-swarm-token\" {}\n",
+                key.public_openssh
+            )
+        );
+        keygen_lists(&auth, 1);
+        let manager = b.cat("gw", "/usr/local/lib/piimage-presets/swarm-setup");
+        assert!(
+            manager.contains("docker swarm init --advertise-addr 10.42.0.1\n"),
+            "{manager}"
+        );
+        assert!(
+            manager.contains("docker swarm join-token -q worker >"),
+            "{manager}"
+        );
+        for w in ["worker-01", "worker-02"] {
+            let private = b.cat(w, "/etc/piimage/swarm/join_key");
+            assert_eq!(private, key.private_openssh, "{w}: the seed's key");
+            assert_eq!(b.stat(w, "/etc/piimage/swarm/join_key"), (0o600, 0, 0));
+            assert_eq!(b.stat(w, "/etc/piimage/swarm"), (0o700, 0, 0));
+            // The key the worker holds is the one the manager accepts.
+            assert!(key.public_openssh.starts_with(&public_of(&private)));
+            // The manager's host key, as the manager's image has it.
+            let known = b.cat(w, "/etc/piimage/swarm/known_hosts");
+            assert_eq!(known, format!("10.42.0.1 {gw_host_key}\n"), "{w}");
+            keygen_lists(&known, 1);
+            let join = b.cat(w, "/usr/local/lib/piimage-presets/swarm-setup");
+            assert!(join.contains("swarm-join@10.42.0.1)\n"), "{join}");
+            assert!(join.contains(" 10.42.0.1:2377\n"), "{join}");
+            assert!(!join.contains("swarm init"), "{join}");
+        }
+        assert!(!b.log.contains("PRIVATE KEY"), "the build printed a key");
+        not_world_readable(b.dir.path(), key.private_openssh.lines().nth(1).unwrap());
+        for n in nodes {
+            verify_units(
+                &b,
+                n,
+                &["piimage-swarm.service", "piimage-docker-install.service"],
+                &[
+                    "/usr/local/sbin/piimage-preset-step",
+                    "/usr/local/sbin/piimage-swarm-token",
+                    "/usr/local/lib/piimage-presets/swarm-setup",
+                    "/usr/local/lib/piimage-presets/docker-install",
+                ],
+            );
+        }
+    }
+    std::fs::remove_file(recipe).ok();
+}
+
+#[test]
+fn issue16_mpi_preset_shares_a_seeded_key_and_lists_every_slot() {
+    validate_prints_description("mpi", "Parallel compute (MPI): Open MPI on every node");
+    let recipe = wrapper("mpi", "t", "");
+    let nodes = ["gw", "worker-01", "worker-08"];
+    for fixture in DOCKER_FIXTURES {
+        let b = build(&recipe, fixture, &nodes, SEED);
+        b.fsck(&nodes);
+        let key =
+            piimage::secrets::cluster::ssh_ed25519(SEED.as_bytes(), "mpi_key", "pico").unwrap();
+        let out_known = std::fs::read_to_string(b.dir.path().join("known_hosts")).unwrap();
+        for n in nodes {
+            let private = b.cat(n, "/home/mpi/.ssh/id_ed25519");
+            assert_eq!(private, key.private_openssh, "{n}");
+            assert_eq!(
+                b.stat(n, "/home/mpi/.ssh/id_ed25519"),
+                (0o600, 1100, 1100),
+                "{n}"
+            );
+            assert_eq!(b.stat(n, "/home/mpi/.ssh"), (0o700, 1100, 1100), "{n}");
+            assert_eq!(
+                b.cat(n, "/home/mpi/.ssh/authorized_keys"),
+                format!("{}\n", key.public_openssh)
+            );
+            assert!(key.public_openssh.starts_with(&public_of(&private)));
+            // known_hosts: every node, with the host key its own image holds (checked for the
+            // built ones) and the one the output directory's known_hosts names.
+            let known = b.cat(n, "/home/mpi/.ssh/known_hosts");
+            keygen_lists(&known, 9);
+            for m in nodes {
+                let host = b.cat(m, "/etc/ssh/ssh_host_ed25519_key.pub");
+                let host: String = host
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                assert!(
+                    known.contains(&format!(" {host}\n")),
+                    "{n}: {m}'s key missing:\n{known}"
+                );
+                assert!(
+                    out_known.contains(&host),
+                    "{m}: not in the output's known_hosts"
+                );
+            }
+            // The hostfile: `HOST slots=N` for each worker, in node order, comments aside
+            // (Open MPI's hostfile syntax).
+            let hostfile = b.cat(n, "/home/mpi/hostfile");
+            let entries: Vec<(String, u32)> = hostfile
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .map(|l| {
+                    let mut w = l.split_whitespace();
+                    let host = w.next().unwrap().to_owned();
+                    let slots = w.next().and_then(|s| s.strip_prefix("slots=")).unwrap();
+                    assert!(w.next().is_none(), "{l}");
+                    (host, slots.parse().unwrap())
+                })
+                .collect();
+            let want: Vec<(String, u32)> = (1..=8).map(|i| (format!("worker-{i:02}"), 4)).collect();
+            assert_eq!(entries, want, "{hostfile}");
+        }
+        let exports = b.cat("gw", "/etc/exports.d/piimage-mpi.exports");
+        assert!(
+            exports.contains("\n/home/mpi 10.42.0.0/24(rw,sync,no_subtree_check,root_squash)\n"),
+            "{exports}"
+        );
+        for w in ["worker-01", "worker-08"] {
+            let fstab = b.cat(w, "/etc/fstab");
+            assert!(fstab.contains("gw:/home/mpi\t/home/mpi\tnfs\tdefaults,_netdev,nofail,x-systemd.automount\t0\t0\n"), "{fstab}");
+        }
+        for n in nodes {
+            verify_units(
+                &b,
+                n,
+                &["piimage-mpi-install.service"],
+                &[
+                    "/usr/local/sbin/piimage-preset-step",
+                    "/usr/local/lib/piimage-presets/mpi-install",
+                ],
+            );
+        }
+        not_world_readable(b.dir.path(), key.private_openssh.lines().nth(1).unwrap());
+    }
+    std::fs::remove_file(recipe).ok();
 }
