@@ -822,3 +822,127 @@ fn issue16_terraform_preset_locals_read_nodes_json() {
     }
     std::fs::remove_file(recipe).ok();
 }
+
+#[test]
+fn issue16_separate_preset_gives_each_node_its_own_job() {
+    validate_prints_description("separate", "Separate machines: a gateway, a DNS/DHCP node");
+    let recipe = wrapper("separate", "t", "");
+    let dhcp = wrapper(
+        "separate",
+        "dhcp",
+        "roles:\n  dns:\n    vars:\n      dhcp_range: \"10.42.0.100,10.42.0.199,12h\"\n",
+    );
+    let nodes = ["gw", "dns", "storage", "monitor"];
+    for fixture in DOCKER_FIXTURES {
+        let b = build(&recipe, fixture, &nodes, SEED);
+        b.fsck(&nodes);
+        // Per-node files: each only where it belongs.
+        let only = [
+            ("dns", "/etc/dnsmasq.d/piimage-cluster.conf"),
+            ("storage", "/etc/exports.d/piimage-nas.exports"),
+            ("monitor", "/etc/prometheus/prometheus.yml"),
+        ];
+        for (owner, path) in only {
+            for n in nodes {
+                assert_eq!(
+                    crate::support::debugfs_exists(&b.image(n), b.root(), path),
+                    n == owner,
+                    "{n}: {path}"
+                );
+            }
+        }
+        // dnsmasq parses its configuration (`dnsmasq --test`), without and with DHCP.
+        let tmp = tempfile::tempdir().unwrap();
+        let check_dnsmasq = |conf: &str, what: &str| {
+            let f = tmp.path().join("dnsmasq.conf");
+            std::fs::write(&f, conf).unwrap();
+            let out = run("dnsmasq", &["--test", "-C", f.to_str().unwrap()]);
+            assert!(
+                out.status.success() && text(&out).contains("syntax check OK"),
+                "{what}: dnsmasq --test:\n{conf}\n{}",
+                text(&out)
+            );
+        };
+        let conf = b.cat("dns", "/etc/dnsmasq.d/piimage-cluster.conf");
+        assert!(
+            conf.contains("\nlisten-address=127.0.0.1,10.42.0.21\n")
+                && !conf.contains("dhcp-range"),
+            "{conf}"
+        );
+        check_dnsmasq(&conf, "dns only");
+        let d = build(&dhcp, fixture, &["dns"], SEED);
+        let conf = d.cat("dns", "/etc/dnsmasq.d/piimage-cluster.conf");
+        for line in [
+            "dhcp-range=10.42.0.100,10.42.0.199,12h",
+            "dhcp-option=option:router,10.42.0.1",
+            "dhcp-host=gw,10.42.0.1",
+            "dhcp-host=monitor,10.42.0.23",
+        ] {
+            assert!(conf.contains(&format!("\n{line}")), "{line}: {conf}");
+        }
+        check_dnsmasq(&conf, "with DHCP");
+        let exports = b.cat("storage", "/etc/exports.d/piimage-nas.exports");
+        assert!(
+            exports.contains("\n/srv/nas 10.42.0.0/24(rw,sync,no_subtree_check,root_squash)\n"),
+            "{exports}"
+        );
+        // prometheus.yml: YAML with one node-exporter target per node (promtool is not
+        // installable here: Python's YAML parser and the shape instead).
+        let prom = b.cat("monitor", "/etc/prometheus/prometheus.yml");
+        let f = tmp.path().join("prometheus.yml");
+        std::fs::write(&f, &prom).unwrap();
+        let out = run(
+            "python3",
+            &[
+                "-c",
+                "import sys,yaml; d=yaml.safe_load(open(sys.argv[1])); \
+                 print(' '.join(t for c in d['scrape_configs'][0]['static_configs'] for t in c['targets']))",
+                f.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "10.42.0.1:9100 10.42.0.21:9100 10.42.0.22:9100 10.42.0.23:9100",
+            "{}",
+            text(&out)
+        );
+        let want = [
+            ("gw", "prometheus-node-exporter", ""),
+            (
+                "dns",
+                "dnsmasq prometheus-node-exporter",
+                "systemctl enable --now dnsmasq.service\n",
+            ),
+            (
+                "storage",
+                "nfs-kernel-server prometheus-node-exporter",
+                "exportfs -ra\n",
+            ),
+            (
+                "monitor",
+                "prometheus prometheus-node-exporter",
+                "systemctl enable --now prometheus.service\n",
+            ),
+        ];
+        for (n, packages, tail) in want {
+            let script = b.cat(n, "/usr/local/lib/piimage-presets/packages-install");
+            assert!(
+                script.contains(&format!("--force-confold {packages}\n")),
+                "{n}: {script}"
+            );
+            assert!(script.ends_with(tail), "{n}: {script}");
+            verify_units(
+                &b,
+                n,
+                &["piimage-packages-install.service"],
+                &[
+                    "/usr/local/sbin/piimage-preset-step",
+                    "/usr/local/lib/piimage-presets/packages-install",
+                ],
+            );
+        }
+    }
+    for r in [recipe, dhcp] {
+        std::fs::remove_file(r).ok();
+    }
+}
