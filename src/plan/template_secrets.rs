@@ -80,3 +80,57 @@ impl TemplateSecrets {
         Ok(Self { vars, values })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::LoadOptions;
+    use crate::recipe::template::{context, placeholder_extras, render};
+
+    #[test]
+    fn issue16_templates_see_the_seeds_secrets_and_host_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.img"), b"x").unwrap();
+        std::fs::write(dir.path().join("tok"), "filed\n").unwrap();
+        let path = dir.path().join("r.yaml");
+        std::fs::write(
+            &path,
+            "cluster: { name: lab }\nbase: { path: base.img }\nseed: s3cret\n\
+             ssh: { host_keys: generate }\nnodes: [{ name: n1 }, { name: n2 }]\n\
+             secrets:\n  t: { derive: token }\n  k: { derive: ssh-ed25519 }\n  f: { file: tok }\n",
+        )
+        .unwrap();
+        let r = crate::recipe::load(&path, &LoadOptions::default()).unwrap();
+        let extras = TemplateSecrets::new(&r, b"s3cret").unwrap();
+        let src = "{{ secrets.t }} {{ secrets.f }}\n{{ secrets.k.public }}\n{{ host_keys.n2 }}\n";
+        let out = render("x.j2", src, &context(&r, &r.nodes[0], &extras.vars)).unwrap();
+        let key = ssh_ed25519(b"s3cret", "k", "lab").unwrap();
+        let n2 = ed25519("n2", &mut derived_rng(b"s3cret", "ssh-host-ed25519", "n2")).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "{} filed\n{}\n{}\n",
+                token(b"s3cret", "t"),
+                key.public_openssh,
+                n2.public_key
+            )
+        );
+        // The same on the other node; the values plan hides; no value in Debug.
+        let other = render("x.j2", src, &context(&r, &r.nodes[1], &extras.vars)).unwrap();
+        assert_eq!(out, other);
+        let names: Vec<&str> = extras.values.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["f", "k", "t"]);
+        assert!(!format!("{extras:?}").contains(&token(b"s3cret", "t")));
+        // validate's stand-ins render the same template without any value.
+        let shown = render(
+            "x.j2",
+            src,
+            &context(&r, &r.nodes[0], &placeholder_extras(&r)),
+        )
+        .unwrap();
+        assert_eq!(
+            shown,
+            "<secret t> <secret f>\nssh-ed25519 <secret k public key>\nssh-ed25519 <host key of n2>\n"
+        );
+    }
+}

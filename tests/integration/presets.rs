@@ -946,3 +946,79 @@ fn issue16_separate_preset_gives_each_node_its_own_job() {
         std::fs::remove_file(r).ok();
     }
 }
+
+/// Every shipped preset, by directory name.
+fn presets() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("recipes/presets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn issue16_every_preset_matches_the_schema_has_a_readme_and_is_in_the_table() {
+    let names = presets();
+    assert_eq!(
+        names,
+        [
+            "ansible",
+            "docker",
+            "k3s",
+            "mpi",
+            "separate",
+            "swarm",
+            "terraform"
+        ]
+    );
+    let table = std::fs::read_to_string(repo().join("recipes/README.md")).unwrap();
+    for n in &names {
+        let dir = repo().join("recipes/presets").join(n);
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(
+            readme.contains("**Builds on**"),
+            "{n}: README names no fixtures"
+        );
+        assert!(
+            table.contains(&format!("[`{n}`](presets/{n}/README.md)")),
+            "{n} is not in recipes/README.md's table"
+        );
+        // Python's jsonschema against the shipped schema (as tests/integration/cli.rs does for
+        // the top-level recipes).
+        let out = run(
+            "python3",
+            &[
+                "-c",
+                "import sys,json,yaml,jsonschema; \
+                 jsonschema.validate(yaml.safe_load(open(sys.argv[2])), json.load(open(sys.argv[1])))",
+                repo().join("recipes/schema.json").to_str().unwrap(),
+                dir.join("recipe.yaml").to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{n}: schema:\n{}", text(&out));
+    }
+    // Without the seed, validate says which variable is missing (and --skip-secrets passes).
+    let out = Command::new(env!("CARGO_BIN_EXE_piimage"))
+        .args(["validate", "recipes/presets/k3s/recipe.yaml"])
+        .env_remove("PIIMAGE_SEED")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("PIIMAGE_SEED"),
+        "{}",
+        text(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_piimage"))
+        .args([
+            "validate",
+            "recipes/presets/k3s/recipe.yaml",
+            "--skip-secrets",
+        ])
+        .env_remove("PIIMAGE_SEED")
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    ok(&out, "validate --skip-secrets");
+}
