@@ -47,9 +47,31 @@ fn ok(out: &Output, what: &str) -> String {
     text(out)
 }
 
+/// A recipe file under target/, removed when dropped (also when a test fails).
+struct Wrapper(PathBuf);
+
+impl std::ops::Deref for Wrapper {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Wrapper {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Wrapper {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
+
 /// The shipped preset `name`, as shipped but for raw (`img`) outputs (fast to read back), plus
 /// `extra` YAML: a recipe under target/ extending it.
-fn wrapper(name: &str, tag: &str, extra: &str) -> PathBuf {
+fn wrapper(name: &str, tag: &str, extra: &str) -> Wrapper {
     let p = repo().join("target").join(format!(
         "test-preset-{name}-{tag}-{}.yaml",
         std::process::id()
@@ -61,7 +83,7 @@ fn wrapper(name: &str, tag: &str, extra: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    p
+    Wrapper(p)
 }
 
 /// A built preset: its output directory and the fixture's facts.
