@@ -16,6 +16,7 @@ packages=(
   mmdebstrap                          # the bootable test images (real Debian trees)
   dnsmasq-base nfs-kernel-server      # dnsmasq --test, exportfs (netboot output checks)
   man-db groff-base bsdutils          # man -l of the generated man pages; script(1) for a tty
+  systemd                             # systemd-analyze verify (the presets' units)
 )
 # What the tests call. The boot tests' own tools (mmdebstrap, qemu-system-x86_64) are installed
 # too, but only needed as root: without root the boot tests say so and pass.

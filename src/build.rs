@@ -336,6 +336,7 @@ pub fn plan_all(
         }
     }
     check_image(recipe, base, only)?;
+    let extras = crate::plan::template_secrets::TemplateSecrets::new(recipe, seed)?;
     recipe
         .selected()
         .filter(|n| only.is_empty() || only.contains(&n.name))
@@ -349,6 +350,7 @@ pub fn plan_all(
                 base.disk_id,
                 base.uses_partuuid,
                 seed,
+                &extras,
             )
             .map_err(Into::into)
         })

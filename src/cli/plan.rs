@@ -104,7 +104,7 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let mut text = String::new();
         for t in fold(&p.ops, &files) {
             let _ = writeln!(text, "  {:<8}{}:{}  {}", t.action, t.part, t.path, t.detail);
-            if let Some(lines) = changed_lines(&t) {
+            if let Some(lines) = changed_lines(&t, &p.secret_values) {
                 diff(&lines, paint, &mut text);
             }
         }
@@ -136,7 +136,7 @@ fn plan_json(
             let files: Vec<serde_json::Value> = fold(&p.ops, files)
                 .iter()
                 .map(|t| {
-                    let diff = changed_lines(t).map(|lines| {
+                    let diff = changed_lines(t, &p.secret_values).map(|lines| {
                         lines
                             .into_iter()
                             .map(|(sign, line)| match line {

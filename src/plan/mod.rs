@@ -19,6 +19,7 @@ pub mod profile;
 pub mod redact;
 pub mod ssh;
 pub mod system;
+pub mod template_secrets;
 pub mod units;
 pub mod user_checks;
 pub mod users;

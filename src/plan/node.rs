@@ -22,6 +22,7 @@ use super::network::{Interface, IpConfig, WifiNetwork, netplan, network_ops};
 use super::profile::Profile;
 use super::ssh::{SshdConfig, ssh_ops};
 use super::system::{keyboard_ops, locale_ops, timezone_ops};
+use super::template_secrets::TemplateSecrets;
 use super::units::enable_links;
 use super::users::{Account, SudoRule, disarm_user_wizard, remove_user_ops, user_ops};
 
@@ -38,6 +39,8 @@ pub struct NodePlan {
     pub host_key: Option<HostKey>,
     /// The first user with SSH keys (for ssh_config and the inventory).
     pub login_user: Option<String>,
+    /// `(name, text)` of the recipe's `secrets:` values, which `plan` shows as markers.
+    pub secret_values: Vec<(String, String)>,
 }
 
 fn err(node: &NodeSpec, what: impl std::fmt::Display) -> PlanError {
@@ -196,8 +199,9 @@ fn overlay_ops(
     node: &NodeSpec,
     profile: &Profile,
     users: &[Account],
+    extras: &TemplateSecrets,
 ) -> Result<Vec<FileOp>, PlanError> {
-    let ctx = crate::recipe::template::context(recipe, node);
+    let ctx = crate::recipe::template::context(recipe, node, &extras.vars);
     let mut ops = Vec::new();
     for ov in &node.overlays {
         let part = match ov.target {
@@ -292,7 +296,9 @@ fn json_to_yaml_lines(map: &serde_json::Map<String, serde_json::Value>) -> Strin
 }
 
 /// Plans node `node` of `recipe` on a base described by `profile`. `base_disk_id` is the MBR
-/// disk id of the base (when it has one); `seed` makes every generated value reproducible.
+/// disk id of the base (when it has one); `seed` makes every generated value reproducible;
+/// `extras` are the templates' `secrets` and `host_keys` ([`TemplateSecrets::new`], once per
+/// build).
 pub fn plan_node(
     recipe: &ResolvedRecipe,
     node: &NodeSpec,
@@ -300,6 +306,7 @@ pub fn plan_node(
     base_disk_id: Option<u32>,
     cmdline_uses_partuuid: bool,
     seed: &[u8],
+    extras: &TemplateSecrets,
 ) -> Result<NodePlan, PlanError> {
     let mode = node.cloud_init.mode;
     let bake = mode != rs::CloudInitMode::Seed;
@@ -395,7 +402,7 @@ pub fn plan_node(
             ops.extend(keyboard_ops(&k.layout, k.model.as_deref()));
         }
     }
-    let overlays = overlay_ops(recipe, node, profile, &users)?;
+    let overlays = overlay_ops(recipe, node, profile, &users, extras)?;
     let written: Vec<FileOp> = ops.iter().chain(&overlays).cloned().collect();
     let links =
         enable_links(&node.services.enable, &written, &profile.units).map_err(|e| err(node, e))?;
@@ -474,5 +481,6 @@ pub fn plan_node(
         disk_id,
         host_key,
         login_user,
+        secret_values: extras.values.clone(),
     })
 }

@@ -7,7 +7,7 @@ use crate::fs::fat::FatReader;
 use crate::image::PartWindow;
 use crate::ops::{FileOp, Part, apply_text_edit};
 
-use super::redact::redact;
+use super::redact::redact_known;
 
 /// Reads text files of the base, as the plan's edits see them.
 #[derive(Debug)]
@@ -156,14 +156,21 @@ pub fn fold(ops: &[FileOp], files: &BaseFiles) -> Vec<Touched> {
 }
 
 /// The diff of an edited text file, secrets shown as markers that change when they do (see
-/// plan::redact); `None` when there is nothing to compare.
-pub fn changed_lines(t: &Touched) -> Option<Vec<(char, Option<String>)>> {
+/// plan::redact; `known` are the recipe's secret values as the node's plan lists them, each
+/// with its name); `None` when there is nothing to compare.
+pub fn changed_lines(
+    t: &Touched,
+    known: &[(String, String)],
+) -> Option<Vec<(char, Option<String>)>> {
     let (Some(before), Some(after)) = (&t.before, &t.after) else {
         return None;
     };
     if before == after {
         return None;
     }
-    let (before, after) = (redact(&t.path, before), redact(&t.path, after));
+    let (before, after) = (
+        redact_known(&t.path, before, known),
+        redact_known(&t.path, after, known),
+    );
     Some(diff_lines(&before, &after))
 }

@@ -11,7 +11,9 @@
 //! - every `-----BEGIN … PRIVATE KEY-----` block (host keys, also inside cloud-init YAML);
 //! - the value of a `key=value` / `key: value` line whose key is one of [`SECRET_KEYS`]
 //!   (NetworkManager `psk=`, netplan `password:`, wpa_supplicant `psk="…"`, cloud-init
-//!   `passwd:`/`hashed_passwd:`/`plain_text_passwd:`, `token`, ...), in any file.
+//!   `passwd:`/`hashed_passwd:`/`plain_text_passwd:`, `token`, ...), in any file;
+//! - with [`redact_known`], every occurrence of a value of the recipe's `secrets:` (a join
+//!   token alone in a file has no key to recognise it by).
 
 use sha2::{Digest, Sha256};
 
@@ -32,6 +34,21 @@ pub const SECRET_KEYS: &[&str] = &[
 fn marker(what: &str, value: &str) -> String {
     let h = Sha256::digest(value.as_bytes());
     format!("<{what}, redacted, sha256 {}>", hex::encode(&h[..4]))
+}
+
+/// [`redact`], after replacing every occurrence of each `(name, value)` of `known` (the
+/// recipe's `secrets:`) with a marker `<secret NAME, redacted, sha256 …>`.
+pub fn redact_known(path: &str, text: &str, known: &[(String, String)]) -> String {
+    let mut text = text.to_owned();
+    // Longer values first, so a value inside another is not cut out of it first.
+    let mut known: Vec<&(String, String)> = known.iter().filter(|(_, v)| !v.is_empty()).collect();
+    known.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    for (name, value) in known {
+        if text.contains(value.as_str()) {
+            text = text.replace(value.as_str(), &marker(&format!("secret {name}"), value));
+        }
+    }
+    redact(path, &text)
 }
 
 /// `text` (the content of `path` in the image) with its secrets replaced by markers.
@@ -103,7 +120,8 @@ fn redact_key_value(line: &str) -> String {
         return line.to_owned();
     }
     let value = lead[sep + 1..].trim();
-    if value.is_empty() || value == "|" || value == ">" {
+    let is_marker = value.starts_with('<') && value.contains(", redacted, sha256 ");
+    if value.is_empty() || value == "|" || value == ">" || is_marker {
         return line.to_owned();
     }
     let prefix_len = line.len() - lead.len() + sep + 1;
@@ -184,5 +202,22 @@ mod tests {
         // The same secret gives the same marker, another one a different marker.
         assert_eq!(redact("/x", "psk=a\n"), redact("/x", "psk=a\n"));
         assert_ne!(redact("/x", "psk=a\n"), redact("/x", "psk=b\n"));
+    }
+
+    #[test]
+    fn issue16_known_secret_values_become_markers_anywhere() {
+        let token = "0f".repeat(32);
+        let known = vec![("k3s_token".to_owned(), token.clone())];
+        let text = format!("{token}\nserver: https://10.0.0.1:6443\nK3S_TOKEN={token} sh\n");
+        let r = redact_known("/etc/rancher/k3s/token", &text, &known);
+        assert!(!r.contains(&token), "{r}");
+        assert_eq!(
+            r.matches("<secret k3s_token, redacted, sha256 ").count(),
+            2,
+            "{r}"
+        );
+        assert!(r.contains("server: https://10.0.0.1:6443\n"), "{r}");
+        // Nothing known: the same as redact.
+        assert_eq!(redact_known("/x", "psk=a\n", &[]), redact("/x", "psk=a\n"));
     }
 }

@@ -228,8 +228,9 @@ pub(crate) fn check_templates(ctx: &mut Ctx, recipe: &ResolvedRecipe) {
         .collect();
     let mut failed: HashSet<PathBuf> = HashSet::new();
     let mut sources: HashMap<PathBuf, String> = HashMap::new();
+    let extras = template::placeholder_extras(recipe);
     for node in recipe.selected() {
-        let context = template::context(recipe, node);
+        let context = template::context(recipe, node, &extras);
         for ov in &node.overlays {
             for e in ov.entries.iter().filter(|e| e.kind == EntryKind::Template) {
                 if failed.contains(&e.source) {

@@ -30,6 +30,7 @@ mod overlay;
 mod raw;
 mod resolve;
 mod schema;
+mod secrets;
 mod sections;
 mod spec;
 pub mod syntax;

@@ -37,6 +37,7 @@ pub(crate) fn resolve(
     let (base, base_overridden) =
         fields::base(&mut ctx, r.base.as_ref(), options.base.as_deref(), &top);
     let seed = r.seed.as_ref().and_then(|s| ctx.secret(s, true, ""));
+    let secrets = super::secrets::section(&mut ctx, r.secrets.as_ref(), r.seed.is_some());
     let epoch = match &r.epoch {
         Some(e) if !(MIN_EPOCH..=MAX_EPOCH).contains(&e.value) => {
             ctx.problem(
@@ -123,6 +124,7 @@ pub(crate) fn resolve(
         output: output.0,
         nodes: node_specs,
         netboot,
+        secrets,
     };
     if ctx.problems.is_empty() {
         checks::check_templates(&mut ctx, &recipe);
@@ -151,8 +153,9 @@ fn node(
                 ctx.problem(
                     &v.at.child(key),
                     format!(
-                        "{key:?} is reserved: templates use `node`, `nodes`, `cluster` and \
-                         `roles` for piimage's own variables; rename it"
+                        "{key:?} is reserved: templates use `node`, `nodes`, `cluster`, \
+                         `roles`, `secrets` and `host_keys` for piimage's own variables; \
+                         rename it"
                     ),
                 );
             } else {

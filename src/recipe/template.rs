@@ -7,7 +7,14 @@
 //!   (`10.0.0.11/24` or none), `role`, `index` (number in a range name, or none);
 //! - `cluster`: `name`, `domain`, `description`;
 //! - `nodes`: every node of the cluster, each shaped like `node`;
-//! - `roles`: role name to the list of its nodes.
+//! - `roles`: role name to the list of its nodes;
+//! - `secrets`: each `secrets:` entry of the recipe by name (a string; `.private` and
+//!   `.public` for a key pair), the same on every node;
+//! - `host_keys`: node name to its SSH host public key (`ssh-ed25519 AAAA…`), for each node
+//!   whose host key piimage generates (`ssh.host_keys: generate`).
+//!
+//! `validate` renders with stand-ins for `secrets` and `host_keys` (it reads no secret and
+//! derives no key); `plan` and `build` render with the real values.
 //!
 //! Undefined variables are errors (strict mode), and a template's final newline is kept, so a
 //! rendered config file ends as its template does.
@@ -24,7 +31,7 @@ use serde_json::{Map, Value, json};
 use super::spec::{NodeSpec, ResolvedRecipe};
 
 /// Names a template sees besides the node's `vars`; a var cannot use them.
-pub const RESERVED_VARS: &[&str] = &["node", "nodes", "cluster", "roles"];
+pub const RESERVED_VARS: &[&str] = &["node", "nodes", "cluster", "roles", "secrets", "host_keys"];
 
 /// The fuel of one render: about a million instructions or 64 MB of data (a `/etc/hosts` for
 /// 4096 nodes takes under 5 % of it).
@@ -96,10 +103,50 @@ fn node_value(n: &NodeSpec) -> Value {
     })
 }
 
-/// The variables `node`'s templates see (see the module docs).
+/// Stand-ins for `secrets` and `host_keys` (see [`context`]), for rendering without the real
+/// values: a token is `<secret NAME>`, a key pair's halves say what they stand for.
 #[must_use]
-pub fn context(recipe: &ResolvedRecipe, node: &NodeSpec) -> Value {
+pub fn placeholder_extras(recipe: &ResolvedRecipe) -> Map<String, Value> {
+    use super::spec::{ClusterSecretValue, DerivedKind, HostKeys};
+    let secrets: Map<String, Value> = recipe
+        .secrets
+        .iter()
+        .map(|s| {
+            let v = match s.value {
+                ClusterSecretValue::Derived(DerivedKind::SshEd25519) => json!({
+                    "private": format!("<secret {} private key>\n", s.name),
+                    "public": format!("ssh-ed25519 <secret {} public key>", s.name),
+                }),
+                _ => Value::String(format!("<secret {}>", s.name)),
+            };
+            (s.name.clone(), v)
+        })
+        .collect();
+    let host_keys: Map<String, Value> = recipe
+        .nodes
+        .iter()
+        .filter(|n| n.ssh.host_keys == HostKeys::Generate)
+        .map(|n| {
+            (
+                n.name.clone(),
+                Value::String(format!("ssh-ed25519 <host key of {}>", n.name)),
+            )
+        })
+        .collect();
+    let mut m = Map::new();
+    m.insert("secrets".into(), Value::Object(secrets));
+    m.insert("host_keys".into(), Value::Object(host_keys));
+    m
+}
+
+/// The variables `node`'s templates see (see the module docs); `extras` holds `secrets` and
+/// `host_keys` (real, or [`placeholder_extras`]).
+#[must_use]
+pub fn context(recipe: &ResolvedRecipe, node: &NodeSpec, extras: &Map<String, Value>) -> Value {
     let mut ctx: Map<String, Value> = node.vars.clone();
+    for (k, v) in extras {
+        ctx.insert(k.clone(), v.clone());
+    }
     let nodes: Vec<Value> = recipe.nodes.iter().map(node_value).collect();
     let mut roles: Map<String, Value> = Map::new();
     for n in &recipe.nodes {

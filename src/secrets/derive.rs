@@ -27,6 +27,13 @@ pub fn host_key(seed: &[u8], node: &str, hostname: &str) -> Result<HostKey, KeyE
     ed25519(hostname, &mut derived_rng(seed, HOST_KEY, node))
 }
 
+/// The generator of the recipe's cluster-wide secret `name` of kind `kind` (`token`,
+/// `ssh-ed25519`; see [`super::cluster`]): purpose `secret:KIND:NAME` and an empty node name,
+/// so no node-scoped value (which always names its node) can share its stream.
+pub fn cluster_secret_rng(seed: &[u8], kind: &str, name: &str) -> ChaCha20Rng {
+    derived_rng(seed, &format!("secret:{kind}:{name}"), "")
+}
+
 /// The generator for the salt of the password hash of `user` on `node`.
 pub fn password_rng(seed: &[u8], node: &str, user: &str) -> ChaCha20Rng {
     derived_rng(seed, &format!("password:{user}"), node)

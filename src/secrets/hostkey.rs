@@ -21,6 +21,12 @@ pub struct HostKey {
 #[error("generating an SSH host key: {0}")]
 pub struct KeyError(String);
 
+impl KeyError {
+    pub(crate) fn new(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// Generates an Ed25519 host key for `host` from `rng`.
 pub fn ed25519(host: &str, rng: &mut ChaCha20Rng) -> Result<HostKey, KeyError> {
     let err = |e: ssh_key::Error| KeyError(e.to_string());

@@ -1,4 +1,5 @@
-//! Secrets a build generates: password hashes, SSH host keys, Wi-Fi PSKs.
+//! Secrets a build generates: password hashes, SSH host keys, Wi-Fi PSKs, and the recipe's
+//! cluster-wide `secrets:` (tokens, key pairs).
 //!
 //! Builds are reproducible: every random value (salts, host keys, disk ids, connection UUIDs) is
 //! drawn from a generator seeded with `sha256(recipe seed ‖ purpose ‖ node)` ([`rng`]), through
@@ -6,6 +7,7 @@
 //! different nodes or purposes never share a value. The seed is the secret that
 //! protects generated host keys: anyone holding the recipe seed can regenerate them.
 
+pub mod cluster;
 pub mod derive;
 pub mod hostkey;
 pub mod password;

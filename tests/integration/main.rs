@@ -18,6 +18,7 @@ mod inspect;
 mod manifest;
 mod netboot;
 mod output;
+mod presets;
 mod recipe;
 mod secrets;
 mod source;

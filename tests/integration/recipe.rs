@@ -179,7 +179,7 @@ fn shipped_worker_recipe_resolves_as_documented() {
         .find(|e| e.rel == "usr/local/sbin/k3s-install.j2")
         .unwrap();
     assert_eq!(script.mode, 0o755);
-    let ctx = template::context(&r, w3);
+    let ctx = template::context(&r, w3, &template::placeholder_extras(&r));
     let text = fs::read_to_string(&config.source).unwrap();
     let rendered = template::render("config.yaml.j2", &text, &ctx).unwrap();
     assert!(

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use crate::recipe::located::{Located, StrOr};
 use crate::recipe::merge::{Merge, Stamp, field_path, leaf, merge_struct, replace_struct};
 use crate::recipe::spec::{
-    CloudInitMode, HostKeys, Ipv6Mode, Medium, OutputFormat, OverlayTarget, PasswordScheme, Sudo,
+    CloudInitMode, DerivedKind, HostKeys, Ipv6Mode, Medium, OutputFormat, OverlayTarget,
+    PasswordScheme, Sudo,
 };
 
 pub(crate) use settings::{
@@ -28,7 +29,8 @@ leaf!(
     OverlayTarget,
     PasswordScheme,
     Medium,
-    OutputFormat
+    OutputFormat,
+    DerivedKind
 );
 
 with_settings! {
@@ -44,6 +46,7 @@ with_settings! {
         pub roles: Option<Located<BTreeMap<String, Located<RawSettings>>>>,
         pub nodes: Option<Located<Vec<Located<RawNode>>>>,
         pub netboot: Option<Located<RawNetboot>>,
+        pub secrets: Option<Located<BTreeMap<String, Located<RawClusterSecret>>>>,
     }
 }
 
@@ -62,6 +65,7 @@ impl Merge for RawRecipe {
             roles,
             nodes,
             netboot,
+            secrets,
             ..
         } = child;
         self.extends = extends;
@@ -74,6 +78,7 @@ impl Merge for RawRecipe {
         self.roles.merge(roles);
         self.nodes.merge(nodes);
         self.netboot.merge(netboot);
+        self.secrets.merge(secrets);
     }
 }
 
@@ -91,6 +96,7 @@ impl Stamp for RawRecipe {
         self.roles.stamp(&f("roles"));
         self.nodes.stamp(&f("nodes"));
         self.netboot.stamp(&f("netboot"));
+        self.secrets.stamp(&f("secrets"));
     }
 }
 
@@ -199,3 +205,14 @@ pub(crate) struct RawBuild {
     pub nodes: Option<Located<Vec<Located<String>>>>,
 }
 replace_struct!(RawBuild { roles, nodes });
+
+/// A `secrets:` entry: `{ derive: KIND }`, `{ file: PATH }` or `{ env: VAR }` (replaced as a
+/// whole: the three are alternatives).
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClusterSecret {
+    pub derive: Option<Located<DerivedKind>>,
+    pub file: Option<Located<String>>,
+    pub env: Option<Located<String>>,
+}
+replace_struct!(RawClusterSecret { derive, file, env });

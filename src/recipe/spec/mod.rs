@@ -55,6 +55,37 @@ pub struct ResolvedRecipe {
     pub nodes: Vec<NodeSpec>,
     /// The `netboot:` section (set whenever `output.formats` lists `netboot`).
     pub netboot: Option<NetbootSpec>,
+    /// `secrets:`: named cluster-wide secrets templates see as `secrets.NAME`, in name order.
+    pub secrets: Vec<ClusterSecret>,
+}
+
+/// A `secrets:` entry: one value shared by every node, for templates (`secrets.NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSecret {
+    /// The name templates use.
+    pub name: String,
+    /// Where the value comes from.
+    pub value: ClusterSecretValue,
+}
+
+/// Where a [`ClusterSecret`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterSecretValue {
+    /// Derived from the recipe's seed (`derive: KIND`).
+    Derived(DerivedKind),
+    /// Read from a file or an environment variable (`file:` / `env:`).
+    Source(SecretSource),
+}
+
+/// What a derived secret is (`secrets.NAME.derive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+pub enum DerivedKind {
+    /// 32 random bytes as 64 lowercase hex digits (a join token, a shared password).
+    #[serde(rename = "token")]
+    Token,
+    /// An Ed25519 key pair: templates see `.private` (OpenSSH format) and `.public`.
+    #[serde(rename = "ssh-ed25519")]
+    SshEd25519,
 }
 
 /// `netboot:`: the server the nodes boot from (TFTP and NFS on one machine).
