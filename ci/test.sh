@@ -21,7 +21,7 @@ packages=(
 # What the tests call. The boot tests' own tools (mmdebstrap, qemu-system-x86_64) are installed
 # too, but only needed as root: without root the boot tests say so and pass.
 tools=(sfdisk mkfs.fat fsck.fat mcopy mke2fs e2fsck debugfs xz zstd gzip bmaptool dnsmasq exportfs
-       ssh-keygen sshd netplan cloud-init man script)
+       ssh-keygen sshd netplan cloud-init man script systemd-analyze)
 export PATH="$PATH:/usr/sbin:/sbin"
 missing() {
   local t
