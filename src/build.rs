@@ -156,6 +156,40 @@ impl std::fmt::Debug for PreparedBase {
     }
 }
 
+/// Everything a build, a plan or a validation with `--base` needs before anything is written:
+/// the base resolved (downloaded or decoded into the cache), opened and grown to
+/// `output.size`, the seed, and the plan of every selected node (checked against the image).
+#[derive(Debug)]
+pub struct Prepared {
+    /// The base, as every node starts from it.
+    pub base: PreparedBase,
+    /// The seed bytes ([`seed_bytes`]).
+    pub seed: Vec<u8>,
+    /// The selected nodes' plans, in recipe order.
+    pub plans: Vec<NodePlan>,
+}
+
+/// Prepares `recipe` for the nodes `only` names (all when empty) of `shard`.
+///
+/// # Errors
+/// The base cannot be resolved, read or grown, or a node's plan fails its checks.
+pub fn prepare(
+    recipe: &ResolvedRecipe,
+    cache: &Cache,
+    only: &[String],
+    shard: Option<Shard>,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
+    let base_image = source::resolve(&recipe.base, cache, progress)?;
+    let mut base = prepare_base(&base_image.raw_path)?;
+    if let Some(size) = recipe.output.size {
+        base = base.grow(size)?;
+    }
+    let seed = seed_bytes(recipe)?;
+    let plans = plan_all(recipe, &base, &seed, only, shard)?;
+    Ok(Prepared { base, seed, plans })
+}
+
 /// Opens and reads the raw base image at `path`.
 pub fn prepare_base(path: &Path) -> Result<PreparedBase> {
     let in_base = || path.display().to_string();
@@ -388,13 +422,7 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport> {
-    let base_image = source::resolve(&recipe.base, cache, progress)?;
-    let mut base = prepare_base(&base_image.raw_path)?;
-    if let Some(size) = recipe.output.size {
-        base = base.grow(size)?;
-    }
-    let seed = seed_bytes(recipe)?;
-    let plans = plan_all(recipe, &base, &seed, &opts.only, opts.shard)?;
+    let Prepared { base, seed, plans } = prepare(recipe, cache, &opts.only, opts.shard, progress)?;
     if plans.is_empty() && opts.shard.is_none() {
         bail!("the recipe selects no node to build");
     }

@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use piimage::build::{PreparedBase, plan_all, prepare_base, seed_bytes};
+use piimage::build::{Prepared, PreparedBase, prepare};
 use piimage::disk::Storage;
-use piimage::disk::source;
 use piimage::inspect::human_bytes;
 use piimage::plan::preview::{BaseFiles, changed_lines, fold};
 
@@ -63,14 +62,14 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let resolved = args.recipe.load(false)?;
     super::check_node_names(&resolved, &args.nodes)?;
     let cache = global.cache()?;
-    let base_image = source::resolve(&resolved.base, &cache, &Bars::new(global.quiet))?;
-    let mut base = prepare_base(&base_image.raw_path)?;
-    if let Some(size) = resolved.output.size {
-        base = base.grow(size)?;
-    }
+    let Prepared { base, plans, .. } = prepare(
+        &resolved,
+        &cache,
+        &args.nodes,
+        None,
+        &Bars::new(global.quiet),
+    )?;
     if args.json {
-        let seed = seed_bytes(&resolved)?;
-        let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
         let files = BaseFiles::new(base.root_reader()?, base.boot_reader()?);
         return super::json::print(&plan_json(&base, &plans, &files));
     }
@@ -89,8 +88,6 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     for w in &base.layout.table.warnings {
         println!("{} {w}\n", paint.paint(Style::BoldYellow, "warning:"));
     }
-    let seed = seed_bytes(&resolved)?;
-    let plans = plan_all(&resolved, &base, &seed, &args.nodes, None)?;
     let files = BaseFiles::new(base.root_reader()?, base.boot_reader()?);
     for p in &plans {
         println!(

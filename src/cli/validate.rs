@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use piimage::build::{check_image, plan_all, prepare_base, seed_bytes};
+use piimage::build::{check_image, prepare, prepare_base};
 use piimage::disk::source::{self, BaseSpec};
 use piimage::recipe::{self, LoadOptions, NodeSpec, ResolvedRecipe};
 
@@ -53,13 +53,14 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let mut checked = None;
     if args.recipe.base.is_some() {
         let cache = global.cache()?;
-        let image = source::resolve(&resolved.base, &cache, &Bars::new(global.quiet))?;
-        let base = prepare_base(&image.raw_path)?;
+        let bars = Bars::new(global.quiet);
         if args.skip_secrets {
-            check_image(&resolved, &base, &[])?;
+            let image = source::resolve(&resolved.base, &cache, &bars)?;
+            check_image(&resolved, &prepare_base(&image.raw_path)?, &[])?;
             checked = Some("time zone, locale, keyboard and dtoverlay files");
         } else {
-            plan_all(&resolved, &base, &seed_bytes(&resolved)?, &[], None)?;
+            // As build prepares it: grown to output.size, every node planned.
+            prepare(&resolved, &cache, &[], None, &bars)?;
             checked = Some("time zone, locale, keyboard and dtoverlay files; every node planned");
         }
     }
