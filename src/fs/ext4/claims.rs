@@ -18,6 +18,7 @@
 //! (a whole debug-build one-node build of the Bookworm fixture takes about 6 s here).
 
 use super::allocation::read_block_usage;
+use super::features::feature;
 use super::gate::GateError;
 use super::group_desc::{BG_INODE_UNINIT, GroupLayout, csum_seed};
 use super::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
@@ -138,8 +139,10 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
     let bs = u64::from(layout.block_size);
     let isz = usize::from(sb.inode_size);
     let ipg = u64::from(sb.inodes_per_group);
-    let lazy = sb.features.has("uninit_bg") || sb.features.has("metadata_csum");
-    let is64 = sb.features.has("64bit");
+    let lazy = sb
+        .features
+        .intersects(feature::UNINIT_BG.or(feature::METADATA_CSUM));
+    let is64 = sb.features.contains(feature::BIT64);
     let mut walk = Walk {
         window,
         bs,

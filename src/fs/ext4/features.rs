@@ -79,6 +79,53 @@ pub struct FeatureSet {
     pub ro_compat: u32,
 }
 
+/// Each named feature as a [`FeatureSet`] of one bit, so sets of features are typed values
+/// (`feature::EXTENT.or(feature::FLEX_BG)`) and a misspelt feature does not compile.
+pub mod feature {
+    use super::FeatureSet;
+
+    /// `has_journal`.
+    pub const HAS_JOURNAL: FeatureSet = FeatureSet::compat(0x4);
+    /// `ext_attr`.
+    pub const EXT_ATTR: FeatureSet = FeatureSet::compat(0x8);
+    /// `resize_inode`.
+    pub const RESIZE_INODE: FeatureSet = FeatureSet::compat(0x10);
+    /// `dir_index`.
+    pub const DIR_INDEX: FeatureSet = FeatureSet::compat(0x20);
+    /// `sparse_super2`.
+    pub const SPARSE_SUPER2: FeatureSet = FeatureSet::compat(0x200);
+    /// `orphan_file`.
+    pub const ORPHAN_FILE: FeatureSet = FeatureSet::compat(0x1000);
+    /// `filetype`.
+    pub const FILETYPE: FeatureSet = FeatureSet::incompat(0x2);
+    /// `needs_recovery` (a state: the journal must be replayed).
+    pub const NEEDS_RECOVERY: FeatureSet = FeatureSet::incompat(super::INCOMPAT_RECOVER);
+    /// `extent`.
+    pub const EXTENT: FeatureSet = FeatureSet::incompat(0x40);
+    /// `64bit`.
+    pub const BIT64: FeatureSet = FeatureSet::incompat(super::INCOMPAT_64BIT);
+    /// `flex_bg`.
+    pub const FLEX_BG: FeatureSet = FeatureSet::incompat(0x200);
+    /// `metadata_csum_seed`.
+    pub const METADATA_CSUM_SEED: FeatureSet = FeatureSet::incompat(super::INCOMPAT_CSUM_SEED);
+    /// `sparse_super`.
+    pub const SPARSE_SUPER: FeatureSet = FeatureSet::ro_compat(0x1);
+    /// `large_file`.
+    pub const LARGE_FILE: FeatureSet = FeatureSet::ro_compat(0x2);
+    /// `huge_file`.
+    pub const HUGE_FILE: FeatureSet = FeatureSet::ro_compat(0x8);
+    /// `uninit_bg` (`gdt_csum`).
+    pub const UNINIT_BG: FeatureSet = FeatureSet::ro_compat(0x10);
+    /// `dir_nlink`.
+    pub const DIR_NLINK: FeatureSet = FeatureSet::ro_compat(0x20);
+    /// `extra_isize`.
+    pub const EXTRA_ISIZE: FeatureSet = FeatureSet::ro_compat(0x40);
+    /// `metadata_csum`.
+    pub const METADATA_CSUM: FeatureSet = FeatureSet::ro_compat(super::RO_COMPAT_METADATA_CSUM);
+    /// `orphan_present` (a state: the orphan file holds entries).
+    pub const ORPHAN_PRESENT: FeatureSet = FeatureSet::ro_compat(super::RO_COMPAT_ORPHAN_PRESENT);
+}
+
 /// Feature bits that have no known name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct UnknownFeatures {
@@ -102,6 +149,67 @@ fn names(word: u32, table: &[(u32, &'static str)], out: &mut Vec<String>) -> u32
 }
 
 impl FeatureSet {
+    /// The set of the given compat bits.
+    pub const fn compat(bits: u32) -> Self {
+        Self {
+            compat: bits,
+            incompat: 0,
+            ro_compat: 0,
+        }
+    }
+
+    /// The set of the given incompat bits.
+    pub const fn incompat(bits: u32) -> Self {
+        Self {
+            compat: 0,
+            incompat: bits,
+            ro_compat: 0,
+        }
+    }
+
+    /// The set of the given ro_compat bits.
+    pub const fn ro_compat(bits: u32) -> Self {
+        Self {
+            compat: 0,
+            incompat: 0,
+            ro_compat: bits,
+        }
+    }
+
+    /// Both sets.
+    #[must_use]
+    pub const fn or(self, other: Self) -> Self {
+        Self {
+            compat: self.compat | other.compat,
+            incompat: self.incompat | other.incompat,
+            ro_compat: self.ro_compat | other.ro_compat,
+        }
+    }
+
+    /// The features of `self` not in `other`.
+    #[must_use]
+    pub const fn minus(self, other: Self) -> Self {
+        Self {
+            compat: self.compat & !other.compat,
+            incompat: self.incompat & !other.incompat,
+            ro_compat: self.ro_compat & !other.ro_compat,
+        }
+    }
+
+    /// True when every feature of `f` is set.
+    pub const fn contains(&self, f: Self) -> bool {
+        self.compat & f.compat == f.compat
+            && self.incompat & f.incompat == f.incompat
+            && self.ro_compat & f.ro_compat == f.ro_compat
+    }
+
+    /// True when some feature of `f` is set.
+    pub const fn intersects(&self, f: Self) -> bool {
+        self.compat & f.compat != 0
+            || self.incompat & f.incompat != 0
+            || self.ro_compat & f.ro_compat != 0
+    }
+
     /// Feature names in the order `dumpe2fs` lists them (compat, incompat, ro_compat), with
     /// unknown bits spelled `FEATURE_C12`, `FEATURE_I31`, `FEATURE_R20` as e2fsprogs does.
     pub fn names(&self) -> Vec<String> {
@@ -124,16 +232,6 @@ impl FeatureSet {
             incompat: names(self.incompat, INCOMPAT, &mut sink),
             ro_compat: names(self.ro_compat, RO_COMPAT, &mut sink),
         }
-    }
-
-    /// True when the named feature is set.
-    pub fn has(&self, name: &str) -> bool {
-        let lookup = |word: u32, table: &[(u32, &str)]| {
-            table.iter().any(|(bit, n)| *n == name && word & bit != 0)
-        };
-        lookup(self.compat, COMPAT)
-            || lookup(self.incompat, INCOMPAT)
-            || lookup(self.ro_compat, RO_COMPAT)
     }
 }
 
@@ -162,8 +260,13 @@ mod tests {
             "has_journal ext_attr resize_inode dir_index filetype extent flex_bg \
              sparse_super large_file dir_nlink extra_isize metadata_csum"
         );
-        assert!(f.has("metadata_csum"));
-        assert!(!f.has("64bit"));
+        assert!(f.contains(feature::METADATA_CSUM));
+        assert!(f.intersects(feature::BIT64.or(feature::METADATA_CSUM)));
+        assert!(!f.contains(feature::BIT64));
+        assert_eq!(
+            f.minus(feature::METADATA_CSUM).or(feature::METADATA_CSUM),
+            f
+        );
         assert_eq!(f.unknown(), UnknownFeatures::default());
     }
 

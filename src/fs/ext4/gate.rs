@@ -18,46 +18,41 @@
 //!   bitmaps and group descriptors whose checksums do not match (the writer allocates from
 //!   them: a stale bitmap would make it hand out blocks that files still use).
 
-use super::features::FeatureSet;
-use super::journal::{JournalReadError, JournalSuperblock, read_journal_superblock};
+use super::features::{FeatureSet, feature};
+use super::journal::{self, JournalReadError, JournalSuperblock, read_journal_superblock};
 use super::read::read_superblock;
 use super::superblock::{Ext4Error, Superblock};
 use crate::disk::{Storage, Window};
 
-/// Compat features the writer keeps consistent.
-pub const ALLOWED_COMPAT: &[&str] = &[
-    "has_journal",
-    "ext_attr",
-    "resize_inode",
-    "dir_index",
-    "sparse_super2",
-    "orphan_file",
-];
-/// Incompat features the writer keeps consistent.
-pub const ALLOWED_INCOMPAT: &[&str] = &[
-    "filetype",
-    "extent",
-    "64bit",
-    "flex_bg",
-    "metadata_csum_seed",
-];
-/// Read-only-compat features the writer keeps consistent (`uninit_bg` is `gdt_csum`).
-pub const ALLOWED_RO_COMPAT: &[&str] = &[
-    "sparse_super",
-    "large_file",
-    "huge_file",
-    "uninit_bg",
-    "dir_nlink",
-    "extra_isize",
-    "metadata_csum",
-];
+/// The features the writer keeps consistent: those of the official Raspberry Pi OS and Ubuntu
+/// images (`docs/ext4-writer.md`).
+pub const ALLOWED: FeatureSet = feature::HAS_JOURNAL
+    .or(feature::EXT_ATTR)
+    .or(feature::RESIZE_INODE)
+    .or(feature::DIR_INDEX)
+    .or(feature::SPARSE_SUPER2)
+    .or(feature::ORPHAN_FILE)
+    .or(feature::FILETYPE)
+    .or(feature::EXTENT)
+    .or(feature::BIT64)
+    .or(feature::FLEX_BG)
+    .or(feature::METADATA_CSUM_SEED)
+    .or(feature::SPARSE_SUPER)
+    .or(feature::LARGE_FILE)
+    .or(feature::HUGE_FILE)
+    .or(feature::UNINIT_BG)
+    .or(feature::DIR_NLINK)
+    .or(feature::EXTRA_ISIZE)
+    .or(feature::METADATA_CSUM);
+
+/// Feature bits that are states, checked by [`check_state`] rather than whitelisted.
+pub const STATES: FeatureSet = feature::NEEDS_RECOVERY.or(feature::ORPHAN_PRESENT);
+
 /// Journal incompat features the writer produces correctly.
-const ALLOWED_JOURNAL_INCOMPAT: &[&str] = &[
-    "journal_incompat_revoke",
-    "journal_64bit",
-    "journal_checksum_v2",
-    "journal_checksum_v3",
-];
+const ALLOWED_JOURNAL_INCOMPAT: u32 = journal::JOURNAL_INCOMPAT_REVOKE
+    | journal::JOURNAL_INCOMPAT_64BIT
+    | journal::JOURNAL_INCOMPAT_CSUM_V2
+    | journal::JOURNAL_INCOMPAT_CSUM_V3;
 
 /// Why piimage refuses to write into an ext4 filesystem.
 #[derive(Debug, thiserror::Error)]
@@ -159,23 +154,20 @@ pub enum GateError {
     },
 }
 
-/// The first feature of `features` outside the whitelist, in `dumpe2fs` order.
+/// The first feature of `features` outside the whitelist [`ALLOWED`], in `dumpe2fs` order.
 /// `needs_recovery` is not a feature in this sense and is reported separately.
 pub fn refused_feature(features: &FeatureSet) -> Option<String> {
-    first_outside(
-        features,
-        &[ALLOWED_COMPAT, ALLOWED_INCOMPAT, ALLOWED_RO_COMPAT],
-    )
+    first_outside(features, ALLOWED)
 }
 
-/// The first feature of `features` (in `dumpe2fs` order) named in none of the `allowed`
-/// lists; `needs_recovery` and `orphan_present` are states, checked by [`check_state`].
-pub fn first_outside(features: &FeatureSet, allowed: &[&[&str]]) -> Option<String> {
-    features.names().into_iter().find(|n| {
-        n != "needs_recovery"
-            && n != "orphan_present"
-            && !allowed.iter().any(|list| list.contains(&n.as_str()))
-    })
+/// The first feature of `features` (in `dumpe2fs` order, unknown bits as `FEATURE_I31`) not
+/// in `allowed`; the [`STATES`] are checked by [`check_state`] instead.
+pub fn first_outside(features: &FeatureSet, allowed: FeatureSet) -> Option<String> {
+    features
+        .minus(allowed.or(STATES))
+        .names()
+        .into_iter()
+        .next()
 }
 
 /// Checks everything the superblock alone can tell.
@@ -204,7 +196,7 @@ pub fn check_state(sb: &Superblock) -> Result<(), GateError> {
     if sb.has_orphans() {
         return Err(GateError::Orphans {
             last_orphan: sb.last_orphan,
-            orphan_present: sb.features.has("orphan_present"),
+            orphan_present: sb.features.contains(feature::ORPHAN_PRESENT),
         });
     }
     Ok(())
@@ -212,11 +204,11 @@ pub fn check_state(sb: &Superblock) -> Result<(), GateError> {
 
 /// Checks the journal superblock: empty, no recorded error, no feature the writer lacks.
 pub fn check_journal(jsb: &JournalSuperblock) -> Result<(), GateError> {
-    if let Some(feature) = jsb
-        .incompat_names()
-        .into_iter()
-        .find(|n| !ALLOWED_JOURNAL_INCOMPAT.contains(&n.as_str()))
-    {
+    let refused = JournalSuperblock {
+        feature_incompat: jsb.feature_incompat & !ALLOWED_JOURNAL_INCOMPAT,
+        ..*jsb
+    };
+    if let Some(feature) = refused.incompat_names().into_iter().next() {
         return Err(GateError::UnsupportedJournalFeature { feature });
     }
     check_journal_state(jsb)
@@ -242,7 +234,7 @@ pub fn check_clean<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<()
     check_state(sb)?;
     match read_journal_superblock(window, sb)? {
         Some(jsb) => check_journal_state(&jsb),
-        None if sb.features.has("has_journal") => Err(GateError::MissingJournal),
+        None if sb.features.contains(feature::HAS_JOURNAL) => Err(GateError::MissingJournal),
         None => Ok(()),
     }
 }
@@ -265,7 +257,9 @@ pub fn check_writable<S: Storage>(window: &Window<S>) -> Result<Superblock, Gate
     super::verify::check_groups(window, &sb)?;
     match read_journal_superblock(window, &sb)? {
         Some(jsb) => check_journal(&jsb)?,
-        None if sb.features.has("has_journal") => return Err(GateError::MissingJournal),
+        None if sb.features.contains(feature::HAS_JOURNAL) => {
+            return Err(GateError::MissingJournal);
+        }
         None => {}
     }
     Ok(sb)

@@ -26,13 +26,22 @@ const EXTENT_MAGIC: u16 = 0xF30A;
 /// Deepest extent tree the format allows (kernel: `EXT4_MAX_EXTENT_DEPTH`).
 const MAX_EXTENT_DEPTH: u16 = 5;
 
+/// `JBD2_FEATURE_INCOMPAT_REVOKE`.
+pub const JOURNAL_INCOMPAT_REVOKE: u32 = 0x1;
+/// `JBD2_FEATURE_INCOMPAT_64BIT`.
+pub const JOURNAL_INCOMPAT_64BIT: u32 = 0x2;
+/// `JBD2_FEATURE_INCOMPAT_CSUM_V2`.
+pub const JOURNAL_INCOMPAT_CSUM_V2: u32 = 0x8;
+/// `JBD2_FEATURE_INCOMPAT_CSUM_V3`.
+pub const JOURNAL_INCOMPAT_CSUM_V3: u32 = 0x10;
+
 /// Journal incompat feature names, by bit, as e2fsprogs prints them.
 const JOURNAL_INCOMPAT: &[(u32, &str)] = &[
-    (0x1, "journal_incompat_revoke"),
-    (0x2, "journal_64bit"),
+    (JOURNAL_INCOMPAT_REVOKE, "journal_incompat_revoke"),
+    (JOURNAL_INCOMPAT_64BIT, "journal_64bit"),
     (0x4, "journal_async_commit"),
-    (0x8, "journal_checksum_v2"),
-    (0x10, "journal_checksum_v3"),
+    (JOURNAL_INCOMPAT_CSUM_V2, "journal_checksum_v2"),
+    (JOURNAL_INCOMPAT_CSUM_V3, "journal_checksum_v3"),
     (0x20, "journal_fast_commit"),
 ];
 

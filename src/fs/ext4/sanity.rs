@@ -7,6 +7,7 @@
 //! that true). Features piimage refuses anyway (`bigalloc`, `meta_bg`) are not special-cased:
 //! without `bigalloc` a cluster is a block.
 
+use super::features::feature;
 use super::superblock::{SUPERBLOCK_SIZE, Superblock};
 use crate::fs::bytes::{le16, le32};
 
@@ -97,7 +98,7 @@ pub fn check_fields(raw: &[u8; SUPERBLOCK_SIZE], sb: &Superblock) -> Result<(), 
         }
     }
     let desc_size = u64::from(le16(raw, 0xFE));
-    let is64 = sb.features.has("64bit");
+    let is64 = sb.features.contains(feature::BIT64);
     if (desc_size != 0 || is64)
         && (!desc_size.is_power_of_two() || desc_size > 1024 || (is64 && desc_size < 64))
     {

@@ -3,38 +3,31 @@
 
 use crate::disk::{Storage, Window};
 use crate::fs::bytes::le16;
-use crate::fs::ext4::features::INCOMPAT_64BIT;
+use crate::fs::ext4::features::{FeatureSet, INCOMPAT_64BIT, feature};
 use crate::fs::ext4::gate::{self, GateError};
 use crate::fs::ext4::group_desc::{DescCsum, GroupDesc, GroupLayout, csum_seed};
 use crate::fs::ext4::journal::JournalReadError;
 use crate::fs::ext4::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
 
-/// Compat features growth keeps consistent.
-const GROW_COMPAT: &[&str] = &[
-    "has_journal",
-    "ext_attr",
-    "resize_inode",
-    "dir_index",
-    "orphan_file",
-];
-/// Incompat features growth keeps consistent (`needs_recovery` is a state, refused apart).
-const GROW_INCOMPAT: &[&str] = &[
-    "filetype",
-    "extent",
-    "64bit",
-    "flex_bg",
-    "metadata_csum_seed",
-];
-/// Read-only-compat features growth keeps consistent (`orphan_present` is a state).
-const GROW_RO_COMPAT: &[&str] = &[
-    "sparse_super",
-    "large_file",
-    "huge_file",
-    "uninit_bg",
-    "dir_nlink",
-    "extra_isize",
-    "metadata_csum",
-];
+/// Features growth keeps consistent (`needs_recovery` and `orphan_present` are states, refused
+/// apart): the writer's, but `sparse_super2` (its backup layout is not moved).
+const GROW: FeatureSet = feature::HAS_JOURNAL
+    .or(feature::EXT_ATTR)
+    .or(feature::RESIZE_INODE)
+    .or(feature::DIR_INDEX)
+    .or(feature::ORPHAN_FILE)
+    .or(feature::FILETYPE)
+    .or(feature::EXTENT)
+    .or(feature::BIT64)
+    .or(feature::FLEX_BG)
+    .or(feature::METADATA_CSUM_SEED)
+    .or(feature::SPARSE_SUPER)
+    .or(feature::LARGE_FILE)
+    .or(feature::HUGE_FILE)
+    .or(feature::UNINIT_BG)
+    .or(feature::DIR_NLINK)
+    .or(feature::EXTRA_ISIZE)
+    .or(feature::METADATA_CSUM);
 /// The filesystem as found, checked.
 pub(super) struct Loaded {
     pub(super) raw: [u8; SUPERBLOCK_SIZE],
@@ -67,7 +60,7 @@ impl Loaded {
         })?;
         let layout = GroupLayout::new(&sb, &raw)?;
         check_layout(&sb, &layout)?;
-        let resize_inode = sb.features.has("resize_inode");
+        let resize_inode = sb.features.contains(feature::RESIZE_INODE);
         if !resize_inode && layout.reserved_gdt_blocks != 0 {
             return Err(Ext4Error::Corrupt(format!(
                 "{} reserved descriptor blocks without resize_inode",
@@ -113,12 +106,10 @@ impl Loaded {
 }
 
 fn check_features(sb: &Superblock) -> Result<(), Ext4Error> {
-    if let Some(feature) =
-        gate::first_outside(&sb.features, &[GROW_COMPAT, GROW_INCOMPAT, GROW_RO_COMPAT])
-    {
+    if let Some(feature) = gate::first_outside(&sb.features, GROW) {
         return Err(Ext4Error::Unsupported { feature });
     }
-    if !sb.features.has("sparse_super") {
+    if !sb.features.contains(feature::SPARSE_SUPER) {
         return Err(Ext4Error::Unsupported {
             feature: "^sparse_super".into(),
         });
