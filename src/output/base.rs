@@ -2,6 +2,9 @@
 //!
 //! A [`BaseCache`] holds, for one base image:
 //! - one [`ChunkCache`] per compressed format, created on first use;
+//! - one more [`ChunkCache`] per compressed format at the *grain* (a fraction of the chunk
+//!   size): a chunk a node changed is written as sub-blocks of the grain, the node's changed
+//!   sub-blocks compressed for it, the others taken from this cache (see [`CacheConfig::grain`]);
 //! - the sha256 of byte ranges of the base that bmaps map (a node's bmap range that no changed
 //!   block touches has the base's bytes, so its digest is computed once);
 //! - the base file's path, if it is a file, so raw outputs can start as a clone or sparse copy
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use super::OutputError;
 use super::cache::ChunkCache;
-use super::chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE};
+use super::chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE, DEFAULT_GRAIN};
 use super::codec::Levels;
 use crate::disk::{FileStorage, Storage};
 use crate::io::hashing::Sha256Digest;
@@ -24,6 +27,10 @@ use crate::io::sniff::Compression;
 pub struct CacheConfig {
     /// Chunk size in bytes (see [`super::chunk`]).
     pub chunk_size: u64,
+    /// Sub-block size of dirty chunks, in bytes: a multiple of 4 KiB of at least 64 KiB that
+    /// divides `chunk_size`. A grain of 0 or of at least `chunk_size` turns sub-blocks off
+    /// (a node then recompresses each chunk it changed whole).
+    pub grain: u64,
     /// Compression levels.
     pub levels: Levels,
     /// Directory for the cache's anonymous temporary files (normally the output directory:
@@ -36,6 +43,7 @@ impl CacheConfig {
     pub fn new(work_dir: impl Into<PathBuf>) -> Self {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
+            grain: DEFAULT_GRAIN,
             levels: Levels::default(),
             work_dir: work_dir.into(),
         }
@@ -47,8 +55,10 @@ pub struct BaseCache {
     base: Arc<dyn Storage>,
     base_file: Option<PathBuf>,
     layout: ChunkLayout,
+    fine_layout: Option<ChunkLayout>,
     config: CacheConfig,
     chunks: Mutex<Vec<Arc<ChunkCache>>>,
+    fine: Mutex<Vec<Arc<ChunkCache>>>,
     range_digests: Mutex<HashMap<(u64, u64), Sha256Digest>>,
 }
 
@@ -71,15 +81,27 @@ impl BaseCache {
     /// [`Self::with_base_file`] for cloning instead).
     ///
     /// # Errors
-    /// An invalid chunk size.
+    /// An invalid chunk size or grain.
     pub fn new(base: Arc<dyn Storage>, config: CacheConfig) -> Result<Self, OutputError> {
         let layout = ChunkLayout::new(base.len(), config.chunk_size)?;
+        let fine_layout = if config.grain == 0 || config.grain >= config.chunk_size {
+            None
+        } else if !config.chunk_size.is_multiple_of(config.grain) {
+            return Err(OutputError::Invalid(format!(
+                "grain {} does not divide the chunk size {}",
+                config.grain, config.chunk_size
+            )));
+        } else {
+            Some(ChunkLayout::new(base.len(), config.grain)?)
+        };
         Ok(Self {
             base,
             base_file: None,
             layout,
+            fine_layout,
             config,
             chunks: Mutex::new(Vec::new()),
+            fine: Mutex::new(Vec::new()),
             range_digests: Mutex::new(HashMap::new()),
         })
     }
@@ -118,6 +140,11 @@ impl BaseCache {
         self.layout
     }
 
+    /// The layout of dirty chunks' sub-blocks, unless sub-blocks are off.
+    pub fn fine_layout(&self) -> Option<ChunkLayout> {
+        self.fine_layout
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CacheConfig {
         &self.config
@@ -128,13 +155,34 @@ impl BaseCache {
     /// # Errors
     /// `format` is raw, or the cache file cannot be created.
     pub fn chunks(&self, format: Compression) -> Result<Arc<ChunkCache>, OutputError> {
-        let mut all = self.chunks.lock().map_err(|_| poisoned())?;
+        self.cache_in(&self.chunks, self.layout, format)
+    }
+
+    /// The sub-block cache for `format` (compressed formats only), created on first use;
+    /// `None` when sub-blocks are off.
+    ///
+    /// # Errors
+    /// `format` is raw, or the cache file cannot be created.
+    pub fn sub_blocks(&self, format: Compression) -> Result<Option<Arc<ChunkCache>>, OutputError> {
+        match self.fine_layout {
+            Some(layout) => self.cache_in(&self.fine, layout, format).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn cache_in(
+        &self,
+        caches: &Mutex<Vec<Arc<ChunkCache>>>,
+        layout: ChunkLayout,
+        format: Compression,
+    ) -> Result<Arc<ChunkCache>, OutputError> {
+        let mut all = caches.lock().map_err(|_| poisoned())?;
         if let Some(c) = all.iter().find(|c| c.format() == format) {
             return Ok(Arc::clone(c));
         }
         let c = Arc::new(ChunkCache::new(
             Arc::clone(&self.base),
-            self.layout,
+            layout,
             format,
             self.config.levels,
             &self.config.work_dir,

@@ -159,7 +159,7 @@ impl ChunkCache {
         ChunkEncoder::new(self.format, &self.levels, self.layout.chunk_size()).map_err(|source| {
             OutputError::Compress {
                 format: self.format,
-                chunk: 0,
+                offset: 0,
                 source,
             }
         })
@@ -212,7 +212,7 @@ impl ChunkCache {
                 .compress(data, &mut bufs.output)
                 .map_err(|source| OutputError::Compress {
                     format: self.format,
-                    chunk: i,
+                    offset,
                     source,
                 })?;
         let piece_len = bufs.output.len();
