@@ -60,11 +60,12 @@ build_base() {
   truncate -s "$root_bytes" root.ext4
   e2fsck -fy root.ext4 >/dev/null
   resize2fs -f root.ext4 >/dev/null 2>&1
-  # Fill: ~12 % incompressible, ~40 % binaries, the rest free (the official Lite image is
-  # about 2/3 used; its .img.xz is about 15 % of the raw size).
+  # Fill the rootfs: ~12 % incompressible, ~40 % binaries, the rest free (the official Lite
+  # image's rootfs is about 2/3 used after first boot's resize; its .img.xz is about 15 % of
+  # the raw size). bootfs is 512 MiB, mostly empty, as in the official image.
   local unit=$((16 << 20)) n_rand n_bin i
-  n_rand=$((bytes * 12 / 100 / unit))
-  n_bin=$((bytes * 40 / 100 / unit))
+  n_rand=$((root_bytes * 12 / 100 / unit))
+  n_bin=$((root_bytes * 40 / 100 / unit))
   local cmds=cmds.txt
   printf 'mkdir /var/lib/bench\n' >"$cmds"
   find /usr/lib /usr/bin /usr/libexec -type f -size +16k 2>/dev/null | sort | head -n 20000 \
@@ -81,6 +82,9 @@ build_base() {
   debugfs -w -f "$cmds" root.ext4 >/dev/null 2>&1
   rm -f bins.bin bin[0-9]* rand[0-9]* "$cmds"
   e2fsck -fn root.ext4 >/dev/null
+  # The recipe must still fit: at least 64 MiB free.
+  [ "$(dumpe2fs -h root.ext4 2>/dev/null | awk -F: '/^Free blocks/ {print $2 * 4096}')" -gt $((64 << 20)) ] \
+    || { echo "the base's rootfs is full" >&2; exit 1; }
   dd if="$FIXTURE" of=base.img bs=512 count=$P2 status=none
   dd if=root.ext4 of=base.img bs=1M seek=$((P2 * 512)) oflag=seek_bytes conv=sparse,notrunc \
     status=none

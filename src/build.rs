@@ -39,7 +39,7 @@ use crate::io::pin::FilePin;
 use crate::io::sniff::Compression;
 use crate::output::manifest::{BaseUrl, release_date};
 use crate::output::{
-    BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputs, OutputKind, OutputSpec,
+    BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputs, OutputKind, OutputSpec, PieceStore,
     commit_pending, write_nodes,
 };
 use crate::plan::cluster::ClusterNode;
@@ -432,6 +432,11 @@ pub fn build(
         }
     }
     let mut base_cache = BaseCache::new(Arc::clone(&base.storage), CacheConfig::new(&dir))?;
+    if let Some(sha256) = &base_image.source_sha256 {
+        // Compressed pieces of this base kept across builds (see crate::output::store).
+        let store = PieceStore::new(cache.root().join("compressed"), sha256, base.storage.len());
+        base_cache = base_cache.with_store(store);
+    }
     if base.growth.is_none() {
         // Raw outputs start as a clone of the file (a grown image is streamed instead).
         base_cache = base_cache.with_base_file(&base.path);
@@ -495,6 +500,13 @@ pub fn build(
     // cluster files rendered from them.
     crate::cancel::check()?;
     base.pin.check()?;
+    let mut warnings = base.layout.table.warnings.clone();
+    if let Err(e) = base_cache.persist() {
+        // Only the next build's speed depends on it.
+        warnings.push(format!(
+            "keeping the compressed base for the next build: {e}"
+        ));
+    }
     commit_pending(pending, spec.sync)?;
     let netboot = netboot
         .into_iter()
@@ -526,7 +538,7 @@ pub fn build(
         nodes: outputs,
         cluster_files,
         netboot,
-        warnings: base.layout.table.warnings.clone(),
+        warnings,
     })
 }
 

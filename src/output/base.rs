@@ -8,7 +8,9 @@
 //! - the sha256 of byte ranges of the base that bmaps map (a node's bmap range that no changed
 //!   block touches has the base's bytes, so its digest is computed once);
 //! - the base file's path, if it is a file, so raw outputs can start as a clone or sparse copy
-//!   of it.
+//!   of it;
+//! - optionally a [`PieceStore`]: each chunk cache then starts from the piece file an earlier
+//!   build left, and [`BaseCache::persist`] writes the pieces for the next build.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use super::OutputError;
 use super::cache::ChunkCache;
 use super::chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE, DEFAULT_GRAIN};
 use super::codec::Levels;
+use super::store::PieceStore;
 use crate::disk::{FileStorage, Storage};
 use crate::io::hashing::Sha256Digest;
 use crate::io::sniff::Compression;
@@ -59,6 +62,7 @@ pub struct BaseCache {
     config: CacheConfig,
     chunks: Mutex<Vec<Arc<ChunkCache>>>,
     fine: Mutex<Vec<Arc<ChunkCache>>>,
+    store: Option<PieceStore>,
     range_digests: Mutex<HashMap<(u64, u64), Sha256Digest>>,
 }
 
@@ -102,6 +106,7 @@ impl BaseCache {
             config,
             chunks: Mutex::new(Vec::new()),
             fine: Mutex::new(Vec::new()),
+            store: None,
             range_digests: Mutex::new(HashMap::new()),
         })
     }
@@ -123,6 +128,37 @@ impl BaseCache {
     pub fn with_base_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.base_file = Some(path.into());
         self
+    }
+
+    /// Keeps compressed pieces across builds in `store`: chunk caches start from its piece
+    /// files, [`Self::persist`] writes them.
+    #[must_use]
+    pub fn with_store(mut self, store: PieceStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Writes every chunk cache used so far to the store's piece files (those not there yet),
+    /// then bounds the store. Returns how many files were written; 0 without a store. Call it
+    /// after the nodes are built.
+    ///
+    /// # Errors
+    /// A piece file could not be written (nothing is left under its name).
+    pub fn persist(&self) -> Result<usize, OutputError> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let mut caches: Vec<Arc<ChunkCache>> = self.chunks.lock().map_err(|_| poisoned())?.clone();
+        caches.extend(self.fine.lock().map_err(|_| poisoned())?.iter().cloned());
+        let mut written = 0;
+        for c in caches {
+            let path = store.path(c.format(), &self.config.levels, c.layout().chunk_size());
+            if c.store(&path)? {
+                written += 1;
+            }
+        }
+        store.evict();
+        Ok(written)
     }
 
     /// The base image.
@@ -187,6 +223,9 @@ impl BaseCache {
             self.config.levels,
             &self.config.work_dir,
         )?);
+        if let Some(store) = &self.store {
+            c.load(&store.path(format, &self.config.levels, layout.chunk_size()))?;
+        }
         all.push(Arc::clone(&c));
         Ok(c)
     }

@@ -14,7 +14,9 @@
 //!   way;
 //! - raw outputs are a reflink clone (or sparse copy) of the base file with the changed blocks
 //!   written over it ([`raw`]);
-//! - the sha256 of bmap ranges that no node changed is computed once ([`bmap::RangeHasher`]).
+//! - the sha256 of bmap ranges that no node changed is computed once ([`bmap::RangeHasher`]);
+//! - with a [`PieceStore`], the compressed pieces outlive the build: a rebuild on the same
+//!   base loads them and compresses only what the base's files do not hold ([`store`]).
 //!
 //! [`build_nodes`] builds many nodes in parallel with bounded memory; [`build_node`] builds
 //! one. Both write every output as a hidden partial file renamed into place only when all of the
@@ -45,6 +47,7 @@ pub mod nodes;
 pub mod partial;
 pub mod raw;
 pub mod spec;
+pub mod store;
 pub mod stream;
 
 pub use base::{BaseCache, CacheConfig};
@@ -60,3 +63,4 @@ pub use nodes::{build_nodes, write_nodes};
 pub use partial::{PartialFile, PendingFile, commit_pending, sweep_partials};
 pub use raw::RawMethod;
 pub use spec::{NodeImage, NodeOutputs, NodeStats, OutputFile, OutputKind, OutputSpec};
+pub use store::PieceStore;

@@ -18,7 +18,7 @@
 //! Every failure leaves the cache as it was (partial files are removed) and names the file or
 //! URL in its [`SourceError`].
 
-mod cache;
+pub(crate) mod cache;
 mod decode;
 mod download;
 mod error;
