@@ -192,7 +192,7 @@ build() {
 }
 nodes_args=()
 if [ "$NODES" -lt 8 ]; then
-  for i in $(seq -w 1 "$NODES"); do nodes_args+=(--node "worker-$i"); done
+  for i in $(seq 1 "$NODES"); do nodes_args+=(--node "$(printf "worker-%02d" "$i")"); done
 fi
 
 declare -A cold warm
@@ -217,7 +217,7 @@ for n in $SCALING; do
   recipe "scale.yaml" img.zst "$n"
   args=()
   if [ "$n" -lt 8 ]; then
-    for i in $(seq -w 1 "$n"); do args+=(--node "worker-$i"); done
+    for i in $(seq 1 "$n"); do args+=(--node "$(printf "worker-%02d" "$i")"); done
   fi
   read -r s r < <(build "img.zst warm, $n nodes" scale.yaml cache "${args[@]}")
   extra=""
