@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! bench_nodes --base IMG[.xz|.zst|.gz] --out DIR [--nodes 8] [--jobs 0] [--formats zst]
-//!             [--bmap] [--image-sha256] [--sync] [--chunk-mib 4] [--changed 16]
+//!             [--bmap] [--image-sha256] [--sync] [--chunk-mib 4] [--grain-kib 256]
+//!             [--changed 16]
 //! ```
 
 use std::path::PathBuf;
@@ -49,6 +50,7 @@ struct Args {
     jobs: usize,
     spec: OutputSpec,
     chunk_mib: u64,
+    grain_kib: u64,
     changed: u64,
 }
 
@@ -66,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
             sync: false,
         },
         chunk_mib: 4,
+        grain_kib: piimage::output::DEFAULT_GRAIN >> 10,
         changed: 16,
     };
     while let Some(flag) = args.next() {
@@ -77,6 +80,9 @@ fn parse_args() -> Result<Args, String> {
             "--jobs" => a.jobs = value()?.parse().map_err(|e| format!("--jobs: {e}"))?,
             "--chunk-mib" => {
                 a.chunk_mib = value()?.parse().map_err(|e| format!("--chunk-mib: {e}"))?;
+            }
+            "--grain-kib" => {
+                a.grain_kib = value()?.parse().map_err(|e| format!("--grain-kib: {e}"))?;
             }
             "--changed" => a.changed = value()?.parse().map_err(|e| format!("--changed: {e}"))?,
             "--formats" => {
@@ -173,6 +179,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = CacheConfig {
         chunk_size: a.chunk_mib << 20,
+        grain: a.grain_kib << 10,
         ..CacheConfig::new(&a.out)
     };
     let cache = BaseCache::open(&raw, config)?;
@@ -190,6 +197,7 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let secs = t0.elapsed().as_secs_f64();
     let bytes: u64 = built.iter().flat_map(|n| &n.files).map(|f| f.size).sum();
     let dirty: u64 = built.iter().map(|n| n.stats.dirty_chunks).sum();
+    let recompressed: u64 = built.iter().map(|n| n.stats.compressed_bytes).sum();
     let chunks = built.first().map_or(0, |n| n.stats.chunks);
     let base_chunks: u64 = a
         .spec
@@ -200,7 +208,8 @@ fn run(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .sum();
     println!(
         "nodes={} seconds={secs:.2} output_bytes={bytes} chunks_per_image={chunks} \
-         dirty_chunks_total={dirty} base_chunks_compressed={base_chunks}",
+         dirty_chunks_total={dirty} base_chunks_compressed={base_chunks} \
+         node_bytes_compressed_total={recompressed}",
         a.nodes
     );
     Ok(())

@@ -38,7 +38,7 @@ use crate::io::pin::FilePin;
 use crate::io::sniff::Compression;
 use crate::output::manifest::{BaseUrl, release_date};
 use crate::output::{
-    BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputs, OutputKind, OutputSpec,
+    BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputs, OutputKind, OutputSpec, PieceStore,
     commit_pending, write_nodes,
 };
 use crate::plan::cluster::ClusterNode;
@@ -167,6 +167,8 @@ pub struct Prepared {
     pub seed: Vec<u8>,
     /// The selected nodes' plans, in recipe order.
     pub plans: Vec<NodePlan>,
+    /// Where the base came from (its source's sha256 keys the kept compressed base).
+    pub source: crate::disk::source::ResolvedBase,
 }
 
 /// Prepares `recipe` for the nodes `only` names (all when empty) of `shard`.
@@ -187,7 +189,12 @@ pub fn prepare(
     }
     let seed = seed_bytes(recipe)?;
     let plans = plan_all(recipe, &base, &seed, only, shard)?;
-    Ok(Prepared { base, seed, plans })
+    Ok(Prepared {
+        base,
+        seed,
+        plans,
+        source: base_image,
+    })
 }
 
 /// Opens and reads the raw base image at `path`.
@@ -422,7 +429,12 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport> {
-    let Prepared { base, seed, plans } = prepare(recipe, cache, &opts.only, opts.shard, progress)?;
+    let Prepared {
+        base,
+        seed,
+        plans,
+        source: base_image,
+    } = prepare(recipe, cache, &opts.only, opts.shard, progress)?;
     if plans.is_empty() && opts.shard.is_none() {
         bail!("the recipe selects no node to build");
     }
@@ -460,6 +472,11 @@ pub fn build(
         }
     }
     let mut base_cache = BaseCache::new(Arc::clone(&base.storage), CacheConfig::new(&dir))?;
+    if let Some(sha256) = &base_image.source_sha256 {
+        // Compressed pieces of this base kept across builds (see crate::output::store).
+        let store = PieceStore::new(cache.root().join("compressed"), sha256, base.storage.len());
+        base_cache = base_cache.with_store(store);
+    }
     if base.growth.is_none() {
         // Raw outputs start as a clone of the file (a grown image is streamed instead).
         base_cache = base_cache.with_base_file(&base.path);
@@ -523,6 +540,13 @@ pub fn build(
     // cluster files rendered from them.
     crate::cancel::check()?;
     base.pin.check()?;
+    let mut warnings = base.layout.table.warnings.clone();
+    if let Err(e) = base_cache.persist() {
+        // Only the next build's speed depends on it.
+        warnings.push(format!(
+            "keeping the compressed base for the next build: {e}"
+        ));
+    }
     commit_pending(pending, spec.sync)?;
     let netboot = netboot
         .into_iter()
@@ -554,7 +578,7 @@ pub fn build(
         nodes: outputs,
         cluster_files,
         netboot,
-        warnings: base.layout.table.warnings.clone(),
+        warnings,
     })
 }
 

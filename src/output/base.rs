@@ -2,10 +2,15 @@
 //!
 //! A [`BaseCache`] holds, for one base image:
 //! - one [`ChunkCache`] per compressed format, created on first use;
+//! - one more [`ChunkCache`] per compressed format at the *grain* (a fraction of the chunk
+//!   size): a chunk a node changed is written as sub-blocks of the grain, the node's changed
+//!   sub-blocks compressed for it, the others taken from this cache (see [`CacheConfig::grain`]);
 //! - the sha256 of byte ranges of the base that bmaps map (a node's bmap range that no changed
 //!   block touches has the base's bytes, so its digest is computed once);
 //! - the base file's path, if it is a file, so raw outputs can start as a clone or sparse copy
-//!   of it.
+//!   of it;
+//! - optionally a [`PieceStore`]: each chunk cache then starts from the piece file an earlier
+//!   build left, and [`BaseCache::persist`] writes the pieces for the next build.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,8 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use super::OutputError;
 use super::cache::ChunkCache;
-use super::chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE};
+use super::chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE, DEFAULT_GRAIN};
 use super::codec::Levels;
+use super::store::PieceStore;
 use crate::disk::{FileStorage, Storage};
 use crate::io::hashing::Sha256Digest;
 use crate::io::sniff::Compression;
@@ -24,6 +30,10 @@ use crate::io::sniff::Compression;
 pub struct CacheConfig {
     /// Chunk size in bytes (see [`super::chunk`]).
     pub chunk_size: u64,
+    /// Sub-block size of dirty chunks, in bytes: a multiple of 4 KiB of at least 64 KiB that
+    /// divides `chunk_size`. A grain of 0 or of at least `chunk_size` turns sub-blocks off
+    /// (a node then recompresses each chunk it changed whole).
+    pub grain: u64,
     /// Compression levels.
     pub levels: Levels,
     /// Directory for the cache's anonymous temporary files (normally the output directory:
@@ -36,6 +46,7 @@ impl CacheConfig {
     pub fn new(work_dir: impl Into<PathBuf>) -> Self {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
+            grain: DEFAULT_GRAIN,
             levels: Levels::default(),
             work_dir: work_dir.into(),
         }
@@ -47,8 +58,11 @@ pub struct BaseCache {
     base: Arc<dyn Storage>,
     base_file: Option<PathBuf>,
     layout: ChunkLayout,
+    fine_layout: Option<ChunkLayout>,
     config: CacheConfig,
     chunks: Mutex<Vec<Arc<ChunkCache>>>,
+    fine: Mutex<Vec<Arc<ChunkCache>>>,
+    store: Option<PieceStore>,
     range_digests: Mutex<HashMap<(u64, u64), Sha256Digest>>,
 }
 
@@ -71,15 +85,28 @@ impl BaseCache {
     /// [`Self::with_base_file`] for cloning instead).
     ///
     /// # Errors
-    /// An invalid chunk size.
+    /// An invalid chunk size or grain.
     pub fn new(base: Arc<dyn Storage>, config: CacheConfig) -> Result<Self, OutputError> {
         let layout = ChunkLayout::new(base.len(), config.chunk_size)?;
+        let fine_layout = if config.grain == 0 || config.grain >= config.chunk_size {
+            None
+        } else if !config.chunk_size.is_multiple_of(config.grain) {
+            return Err(OutputError::Invalid(format!(
+                "grain {} does not divide the chunk size {}",
+                config.grain, config.chunk_size
+            )));
+        } else {
+            Some(ChunkLayout::new(base.len(), config.grain)?)
+        };
         Ok(Self {
             base,
             base_file: None,
             layout,
+            fine_layout,
             config,
             chunks: Mutex::new(Vec::new()),
+            fine: Mutex::new(Vec::new()),
+            store: None,
             range_digests: Mutex::new(HashMap::new()),
         })
     }
@@ -103,6 +130,37 @@ impl BaseCache {
         self
     }
 
+    /// Keeps compressed pieces across builds in `store`: chunk caches start from its piece
+    /// files, [`Self::persist`] writes them.
+    #[must_use]
+    pub fn with_store(mut self, store: PieceStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Writes every chunk cache used so far to the store's piece files (those not there yet),
+    /// then bounds the store. Returns how many files were written; 0 without a store. Call it
+    /// after the nodes are built.
+    ///
+    /// # Errors
+    /// A piece file could not be written (nothing is left under its name).
+    pub fn persist(&self) -> Result<usize, OutputError> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let mut caches: Vec<Arc<ChunkCache>> = self.chunks.lock().map_err(|_| poisoned())?.clone();
+        caches.extend(self.fine.lock().map_err(|_| poisoned())?.iter().cloned());
+        let mut written = 0;
+        for c in caches {
+            let path = store.path(c.format(), &self.config.levels, c.layout().chunk_size());
+            if c.store(&path)? {
+                written += 1;
+            }
+        }
+        store.evict();
+        Ok(written)
+    }
+
     /// The base image.
     pub fn base(&self) -> &Arc<dyn Storage> {
         &self.base
@@ -118,6 +176,11 @@ impl BaseCache {
         self.layout
     }
 
+    /// The layout of dirty chunks' sub-blocks, unless sub-blocks are off.
+    pub fn fine_layout(&self) -> Option<ChunkLayout> {
+        self.fine_layout
+    }
+
     /// The configuration.
     pub fn config(&self) -> &CacheConfig {
         &self.config
@@ -128,17 +191,41 @@ impl BaseCache {
     /// # Errors
     /// `format` is raw, or the cache file cannot be created.
     pub fn chunks(&self, format: Compression) -> Result<Arc<ChunkCache>, OutputError> {
-        let mut all = self.chunks.lock().map_err(|_| poisoned())?;
+        self.cache_in(&self.chunks, self.layout, format)
+    }
+
+    /// The sub-block cache for `format` (compressed formats only), created on first use;
+    /// `None` when sub-blocks are off.
+    ///
+    /// # Errors
+    /// `format` is raw, or the cache file cannot be created.
+    pub fn sub_blocks(&self, format: Compression) -> Result<Option<Arc<ChunkCache>>, OutputError> {
+        match self.fine_layout {
+            Some(layout) => self.cache_in(&self.fine, layout, format).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn cache_in(
+        &self,
+        caches: &Mutex<Vec<Arc<ChunkCache>>>,
+        layout: ChunkLayout,
+        format: Compression,
+    ) -> Result<Arc<ChunkCache>, OutputError> {
+        let mut all = caches.lock().map_err(|_| poisoned())?;
         if let Some(c) = all.iter().find(|c| c.format() == format) {
             return Ok(Arc::clone(c));
         }
         let c = Arc::new(ChunkCache::new(
             Arc::clone(&self.base),
-            self.layout,
+            layout,
             format,
             self.config.levels,
             &self.config.work_dir,
         )?);
+        if let Some(store) = &self.store {
+            c.load(&store.path(format, &self.config.levels, layout.chunk_size()))?;
+        }
         all.push(Arc::clone(&c));
         Ok(c)
     }

@@ -16,7 +16,10 @@
 //! waits for it instead of compressing it again.
 
 use std::fs::File;
+use std::io::Write as _;
 use std::os::unix::fs::FileExt;
+
+use sha2::{Digest as _, Sha256};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -54,6 +57,13 @@ pub struct PieceReader {
     /// Pieces completed when the window was read: later ones may be missing from it.
     seq: u64,
 }
+
+/// Magic at the start of a piece file's footer (see [`super::store`]).
+const PIECES_MAGIC: [u8; 8] = *b"PIIMGPC1";
+/// Length of a piece file's footer: magic, slot count, data length, sha256.
+const FOOTER_LEN: usize = 8 + 8 + 8 + 32;
+/// Length of a piece file's table entry.
+const ENTRY_LEN: u64 = 24;
 
 /// Size of a [`PieceReader`] window.
 const WINDOW: u64 = 16 << 20;
@@ -159,7 +169,7 @@ impl ChunkCache {
         ChunkEncoder::new(self.format, &self.levels, self.layout.chunk_size()).map_err(|source| {
             OutputError::Compress {
                 format: self.format,
-                chunk: 0,
+                offset: 0,
                 source,
             }
         })
@@ -212,7 +222,7 @@ impl ChunkCache {
                 .compress(data, &mut bufs.output)
                 .map_err(|source| OutputError::Compress {
                     format: self.format,
-                    chunk: i,
+                    offset,
                     source,
                 })?;
         let piece_len = bufs.output.len();
@@ -342,6 +352,174 @@ impl ChunkCache {
             }
             result
         })
+    }
+
+    /// Loads the pieces of the piece file at `path` (written by [`Self::store`] for the same
+    /// base, format, levels and layout; see [`super::store`]) into this cache, which must be
+    /// new. Returns how many pieces were loaded: 0 when there is no file, or when the file is
+    /// not valid (it is then removed, best effort). Refreshes the file's modification time.
+    ///
+    /// # Errors
+    /// The cache is not new, or its own file cannot be written.
+    pub fn load(&self, path: &Path) -> Result<u64, OutputError> {
+        if self.cached_bytes() != 0 || self.compressed_chunks() != 0 {
+            return Err(OutputError::Invalid(
+                "pieces are loaded into a new cache only".into(),
+            ));
+        }
+        let Ok(file) = File::open(path) else {
+            return Ok(0);
+        };
+        match self.load_from(&file) {
+            Ok(Some(n)) => {
+                let _ = file.set_modified(std::time::SystemTime::now());
+                Ok(n)
+            }
+            Ok(None) => {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Self::load`] of an open file: `Ok(None)` when it is not valid (nothing loaded).
+    fn load_from(&self, file: &File) -> Result<Option<u64>, OutputError> {
+        let Ok(meta) = file.metadata() else {
+            return Ok(None);
+        };
+        let file_len = meta.len();
+        let mut footer = [0u8; FOOTER_LEN];
+        if file_len < FOOTER_LEN as u64
+            || file
+                .read_exact_at(&mut footer, file_len - FOOTER_LEN as u64)
+                .is_err()
+            || footer[..8] != PIECES_MAGIC
+        {
+            return Ok(None);
+        }
+        let word = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&footer[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        let (count, data_len) = (word(8), word(16));
+        if count != self.slots.len() as u64
+            || count
+                .checked_mul(ENTRY_LEN)
+                .and_then(|t| t.checked_add(data_len))
+                .and_then(|t| t.checked_add(FOOTER_LEN as u64))
+                != Some(file_len)
+        {
+            return Ok(None);
+        }
+        // Copy the data into this cache's file, hashing everything up to the digest.
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < data_len {
+            let n = usize::try_from((data_len - at).min(buf.len() as u64)).unwrap_or(0);
+            if file.read_exact_at(&mut buf[..n], at).is_err() {
+                return Ok(None);
+            }
+            hash.update(&buf[..n]);
+            self.spill
+                .write_all_at(&buf[..n], at)
+                .map_err(OutputError::Cache)?;
+            at += n as u64;
+        }
+        let mut table = vec![0u8; usize::try_from(count * ENTRY_LEN).unwrap_or(0)];
+        if file.read_exact_at(&mut table, data_len).is_err() {
+            return Ok(None);
+        }
+        hash.update(&table);
+        hash.update(&footer[..FOOTER_LEN - 32]);
+        if hash.finalize()[..] != footer[FOOTER_LEN - 32..] {
+            return Ok(None);
+        }
+        let mut pieces = Vec::with_capacity(self.slots.len());
+        for e in table.chunks_exact(24) {
+            let w = |k: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&e[k * 8..k * 8 + 8]);
+                u64::from_le_bytes(b)
+            };
+            let (offset, len, index_size) = (w(0), w(1), w(2));
+            if len == u64::MAX {
+                pieces.push(None);
+                continue;
+            }
+            if offset.checked_add(len).is_none_or(|end| end > data_len) || index_size > len {
+                return Ok(None);
+            }
+            pieces.push(Some(CachedPiece {
+                offset,
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                seq: 1,
+                index_size,
+            }));
+        }
+        let mut loaded = 0;
+        for (slot, piece) in self.slots.iter().zip(pieces) {
+            if piece.is_some() {
+                loaded += 1;
+            }
+            *slot.lock().map_err(|_| poisoned())? = piece;
+        }
+        *self.spill_end.lock().map_err(|_| poisoned())? = data_len;
+        self.written.store(1, Ordering::Release);
+        Ok(Some(loaded))
+    }
+
+    /// Writes this cache's pieces as the piece file `path` (see [`super::store`]), unless a
+    /// file of that name exists: it holds pieces of the same key and may be in use, so it is
+    /// kept. Returns whether the file was written. Call it when no thread uses the cache.
+    ///
+    /// # Errors
+    /// Reading this cache's file or writing the piece file failed.
+    pub fn store(&self, path: &Path) -> Result<bool, OutputError> {
+        if path.exists() {
+            return Ok(false);
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let cache_err = |e: crate::disk::source::SourceError| {
+            OutputError::Cache(std::io::Error::other(e.to_string()))
+        };
+        let mut tmp = crate::disk::source::cache::new_partial(dir).map_err(cache_err)?;
+        let data_len = self.cached_bytes();
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        let write_err = |e| OutputError::file("writing", path, e);
+        while at < data_len {
+            let n = usize::try_from((data_len - at).min(buf.len() as u64)).unwrap_or(0);
+            self.spill
+                .read_exact_at(&mut buf[..n], at)
+                .map_err(OutputError::Cache)?;
+            hash.update(&buf[..n]);
+            tmp.write_all(&buf[..n]).map_err(write_err)?;
+            at += n as u64;
+        }
+        let mut tail = Vec::with_capacity(self.slots.len() * 24 + FOOTER_LEN);
+        for slot in &self.slots {
+            let piece = *slot.lock().map_err(|_| poisoned())?;
+            let (offset, len, index_size) = match piece {
+                Some(p) => (p.offset, p.len as u64, p.index_size),
+                None => (0, u64::MAX, 0),
+            };
+            for w in [offset, len, index_size] {
+                tail.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        tail.extend_from_slice(&PIECES_MAGIC);
+        tail.extend_from_slice(&(self.slots.len() as u64).to_le_bytes());
+        tail.extend_from_slice(&data_len.to_le_bytes());
+        hash.update(&tail);
+        tail.extend_from_slice(&hash.finalize());
+        tmp.write_all(&tail).map_err(write_err)?;
+        crate::disk::source::cache::persist_read_only(tmp, path).map_err(cache_err)?;
+        Ok(true)
     }
 
     fn is_cached(&self, i: u64) -> bool {

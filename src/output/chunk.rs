@@ -15,6 +15,12 @@ use super::OutputError;
 /// dictionary); at 4 MiB the loss is below 1 % for zstd and a few percent for xz on real images.
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
 
+/// The default grain of dirty chunks: 256 KiB. A chunk a node changed is not recompressed
+/// whole but as sub-blocks of this size, of which the node compresses only those holding a
+/// changed block; the others are the base's, compressed once and shared like clean chunks
+/// (see `docs/performance.md` for the measurements behind the choice).
+pub const DEFAULT_GRAIN: u64 = 256 << 10;
+
 /// The smallest chunk size accepted (64 KiB).
 pub const MIN_CHUNK_SIZE: u64 = 64 << 10;
 
@@ -78,6 +84,14 @@ impl ChunkLayout {
         usize::try_from(self.chunk_size.min(self.image_len)).unwrap_or(usize::MAX)
     }
 
+    /// The sub-blocks of chunk `i` in `fine`, a layout of the same image whose chunk size
+    /// divides this one's: the range of `fine`'s chunk indexes that tile chunk `i`.
+    pub fn sub_blocks(&self, i: u64, fine: &ChunkLayout) -> std::ops::Range<u64> {
+        let per = (self.chunk_size / fine.chunk_size).max(1);
+        let start = i.saturating_mul(per).min(fine.count());
+        start..start.saturating_add(per).min(fine.count())
+    }
+
     /// Which chunks hold at least one of `changed_blocks` (ascending or not; indexes in
     /// `COW_BLOCK` units; blocks past the end are ignored).
     pub fn dirty(&self, changed_blocks: &[u64]) -> Vec<bool> {
@@ -125,6 +139,26 @@ mod tests {
         for size in [0, 4096, MIN_CHUNK_SIZE + 1, MAX_CHUNK_SIZE * 2] {
             assert!(ChunkLayout::new(1 << 30, size).is_err(), "{size}");
         }
+    }
+
+    #[test]
+    fn sub_blocks_tile_their_chunk() {
+        let len = (10 << 20) + 5000;
+        let coarse = ChunkLayout::new(len, 4 << 20).unwrap();
+        let fine = ChunkLayout::new(len, 256 << 10).unwrap();
+        let mut next = 0;
+        for c in 0..coarse.count() {
+            let subs = coarse.sub_blocks(c, &fine);
+            assert_eq!(subs.start, next, "chunk {c}");
+            let (start, clen) = coarse.range(c);
+            let (first, _) = fine.range(subs.start);
+            let (last, last_len) = fine.range(subs.end - 1);
+            assert_eq!(first, start, "chunk {c}");
+            assert_eq!(last + last_len as u64, start + clen as u64, "chunk {c}");
+            next = subs.end;
+        }
+        assert_eq!(next, fine.count());
+        assert!(coarse.sub_blocks(coarse.count(), &fine).is_empty());
     }
 
     #[test]

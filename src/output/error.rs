@@ -30,12 +30,12 @@ pub enum OutputError {
         source: io::Error,
     },
     /// A compressor failed.
-    #[error("compressing chunk {chunk} to {format}: {source}")]
+    #[error("compressing the image bytes at offset {offset} to {format}: {source}")]
     Compress {
         /// The output format.
         format: Compression,
-        /// The chunk index.
-        chunk: u64,
+        /// Image offset of the piece being compressed.
+        offset: u64,
         /// The compressor's error.
         #[source]
         source: io::Error,

@@ -8,10 +8,15 @@
 //!   zstd frames, xz blocks in one stream, gzip members, each a standard file that the stock
 //!   decompressors, Raspberry Pi Imager and bmaptool read ([`codec`]). A chunk that a node did
 //!   not change is compressed once per base ([`ChunkCache`]) and copied byte for byte into
-//!   every node's file; only the node's dirty chunks are compressed for it;
+//!   every node's file. A chunk the node changed (a *dirty* chunk) is written as sub-blocks of
+//!   a finer grain (256 KiB by default): the sub-blocks holding a changed block are compressed
+//!   for the node, the others are the base's, compressed once per base and shared the same
+//!   way;
 //! - raw outputs are a reflink clone (or sparse copy) of the base file with the changed blocks
 //!   written over it ([`raw`]);
-//! - the sha256 of bmap ranges that no node changed is computed once ([`bmap::RangeHasher`]).
+//! - the sha256 of bmap ranges that no node changed is computed once ([`bmap::RangeHasher`]);
+//! - with a [`PieceStore`], the compressed pieces outlive the build: a rebuild on the same
+//!   base loads them and compresses only what the base's files do not hold ([`store`]).
 //!
 //! [`build_nodes`] builds many nodes in parallel with bounded memory; [`build_node`] builds
 //! one. Both write every output as a hidden partial file renamed into place only when all of the
@@ -42,12 +47,13 @@ pub mod nodes;
 pub mod partial;
 pub mod raw;
 pub mod spec;
+pub mod store;
 pub mod stream;
 
 pub use base::{BaseCache, CacheConfig};
 pub use cache::ChunkCache;
 pub use checksums::{SHA256SUMS, write_sha256sums};
-pub use chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE};
+pub use chunk::{ChunkLayout, DEFAULT_CHUNK_SIZE, DEFAULT_GRAIN};
 pub use codec::Levels;
 pub use error::OutputError;
 pub mod dir;
@@ -57,3 +63,4 @@ pub use nodes::{build_nodes, write_nodes};
 pub use partial::{PartialFile, PendingFile, commit_pending, sweep_partials};
 pub use raw::RawMethod;
 pub use spec::{NodeImage, NodeOutputs, NodeStats, OutputFile, OutputKind, OutputSpec};
+pub use store::PieceStore;

@@ -2,8 +2,10 @@
 //!
 //! For each chunk, in order: read it from the node's image if anything needs its bytes (the
 //! image sha256, a streamed raw output, a dirty chunk, a bmap range still to hash), then hand
-//! each compressed output either the base's cached piece (clean chunk) or a freshly compressed
-//! one (dirty chunk). Every output is a [`PartialFile`] until all are complete; then
+//! each compressed output either the base's cached piece (clean chunk) or, for a dirty chunk,
+//! its sub-blocks: the base's cached sub-block pieces where the node changed nothing, freshly
+//! compressed ones where it did (or one freshly compressed piece for the whole chunk when
+//! sub-blocks are off). Every output is a [`PartialFile`] until all are complete; then
 //! [`build_node`] renames them together, while [`write_node`] hands them back still under
 //! their temporary names ([`PendingNode`]), for a caller that commits a whole build at once.
 
@@ -32,6 +34,8 @@ struct Sink {
     cache: Arc<ChunkCache>,
     reader: PieceReader,
     encoder: ChunkEncoder,
+    /// The base's sub-block pieces, with their own reader and encoder (sub-blocks on).
+    fine: Option<(Arc<ChunkCache>, PieceReader, ChunkEncoder)>,
     container: Container,
     partial: PartialFile,
     out: HashingWriter<DirectFile>,
@@ -39,6 +43,46 @@ struct Sink {
 
 impl Sink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), OutputError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| OutputError::file("writing", self.partial.dest(), e))
+    }
+
+    /// Writes sub-block `s` (bytes `data`, of a dirty chunk): compressed for the node if
+    /// `changed`, else the base's cached piece.
+    fn sub_block(
+        &mut self,
+        s: u64,
+        data: &[u8],
+        changed: bool,
+        piece: &mut Vec<u8>,
+        bufs: &mut ChunkBuffers,
+        stats: &mut NodeStats,
+    ) -> Result<(), OutputError> {
+        let Some((fine, reader, encoder)) = self.fine.as_mut() else {
+            return Err(OutputError::Invalid("sub-blocks are off".into()));
+        };
+        let len = data.len() as u64;
+        let s_offset = fine.layout().range(s).0;
+        let (index_size, bytes) = if changed {
+            piece.clear();
+            stats.compressed_pieces += 1;
+            stats.compressed_bytes += len;
+            let index_size =
+                encoder
+                    .compress(data, piece)
+                    .map_err(|source| OutputError::Compress {
+                        format: self.format,
+                        offset: s_offset,
+                        source,
+                    })?;
+            (index_size, &piece[..])
+        } else {
+            let p = fine.piece(s, Some(data), encoder, bufs)?;
+            stats.reused_pieces += 1;
+            (p.index_size, fine.read(&p, reader)?)
+        };
+        self.container.push(index_size, len);
         self.out
             .write_all(bytes)
             .map_err(|e| OutputError::file("writing", self.partial.dest(), e))
@@ -128,6 +172,8 @@ pub fn write_node(
         });
     }
     let dirty = layout.dirty(node.changed_blocks());
+    let fine_layout = cache.fine_layout();
+    let fine_dirty = fine_layout.map(|f| f.dirty(node.changed_blocks()));
     let want_raw = spec.formats.contains(&Compression::None);
 
     let bmap = if spec.bmap {
@@ -173,12 +219,20 @@ pub fn write_node(
             .map_err(|e| OutputError::file("opening", &dest, e))?;
         let chunk_cache = cache.chunks(format)?;
         let encoder = chunk_cache.encoder()?;
+        let fine = match cache.sub_blocks(format)? {
+            Some(f) => {
+                let e = f.encoder()?;
+                Some((f, PieceReader::default(), e))
+            }
+            None => None,
+        };
         let container = Container::new(format);
         let mut sink = Sink {
             format,
             cache: chunk_cache,
             reader: PieceReader::default(),
             encoder,
+            fine,
             partial,
             out: HashingWriter::new(DirectFile::new(file, DIRECT_BUF_SIZE)),
             container,
@@ -192,6 +246,9 @@ pub fn write_node(
     let mut stats = NodeStats {
         chunks: layout.count(),
         dirty_chunks: dirty.iter().filter(|&&d| d).count() as u64,
+        dirty_sub_blocks: fine_dirty
+            .as_ref()
+            .map_or(0, |d| d.iter().filter(|&&d| d).count() as u64),
         ..NodeStats::default()
     };
     let _task = Task::start(progress, node.name(), len);
@@ -226,30 +283,56 @@ pub fn write_node(
                 .map_err(|e| OutputError::file("writing", p.dest(), e))?;
         }
         for sink in &mut sinks {
-            let (index_size, bytes) = match data.filter(|_| is_dirty) {
-                Some(d) => {
+            match (
+                data.filter(|_| is_dirty),
+                fine_layout,
+                fine_dirty.as_deref(),
+            ) {
+                (Some(d), Some(fl), Some(fd)) => {
+                    for s in layout.sub_blocks(c, &fl) {
+                        let (soff, slen) = fl.range(s);
+                        let at = usize::try_from(soff - offset).unwrap_or(usize::MAX);
+                        let sd = d
+                            .get(at..at.saturating_add(slen))
+                            .ok_or_else(|| OutputError::Invalid(format!("sub-block {s}")))?;
+                        let changed = fd.get(usize::try_from(s).unwrap_or(usize::MAX));
+                        sink.sub_block(
+                            s,
+                            sd,
+                            changed == Some(&true),
+                            &mut piece,
+                            &mut bufs,
+                            &mut stats,
+                        )?;
+                    }
+                }
+                (Some(d), _, _) => {
                     piece.clear();
                     stats.compressed_pieces += 1;
+                    stats.compressed_bytes += d.len() as u64;
                     let index_size = sink.encoder.compress(d, &mut piece).map_err(|source| {
                         OutputError::Compress {
                             format: sink.format,
-                            chunk: c,
+                            offset,
                             source,
                         }
                     })?;
-                    (index_size, &piece[..])
+                    sink.container.push(index_size, clen as u64);
+                    sink.out
+                        .write_all(&piece)
+                        .map_err(|e| OutputError::file("writing", sink.partial.dest(), e))?;
                 }
-                None => {
+                (None, _, _) => {
                     let p = sink.cache.piece(c, data, &mut sink.encoder, &mut bufs)?;
                     stats.reused_pieces += 1;
-                    (p.index_size, sink.cache.read(&p, &mut sink.reader)?)
+                    let bytes = sink.cache.read(&p, &mut sink.reader)?;
+                    sink.container.push(p.index_size, clen as u64);
+                    // Fields, not `Sink::write`: `bytes` borrows `sink.reader`.
+                    sink.out
+                        .write_all(bytes)
+                        .map_err(|e| OutputError::file("writing", sink.partial.dest(), e))?;
                 }
-            };
-            sink.container.push(index_size, clen as u64);
-            // Fields, not `Sink::write`: `bytes` may borrow `sink.reader`.
-            sink.out
-                .write_all(bytes)
-                .map_err(|e| OutputError::file("writing", sink.partial.dest(), e))?;
+            }
         }
         progress.advance(clen as u64);
         progress.task_advance(node.name(), clen as u64);

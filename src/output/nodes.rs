@@ -3,9 +3,11 @@
 //! Two phases:
 //! 1. the base chunks that at least one node leaves untouched are compressed, once, by up to
 //!    `jobs` threads ([`ChunkCache::prefill`](super::ChunkCache::prefill)); chunks every node
-//!    changes are skipped;
+//!    changes are skipped; so are, at the grain, the sub-blocks of dirty chunks that at least
+//!    one node whose chunk is dirty leaves untouched;
 //! 2. nodes are built by up to `jobs` threads, one node per thread at a time
-//!    ([`build_node`]): each copies the cached pieces and compresses only its dirty chunks.
+//!    ([`build_node`]): each copies the cached pieces and compresses only its changed
+//!    sub-blocks (or, with sub-blocks off, its dirty chunks).
 //!
 //! Memory per thread is a few chunk-sized buffers plus one encoder per format (about 20 MiB
 //! for zstd at the default 4 MiB chunks; xz's encoder adds about 11 times the dictionary, which
@@ -16,6 +18,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::chunk::ChunkLayout;
 use super::node::{PendingNode, write_node};
 use super::spec::{NodeImage, NodeOutputs, OutputSpec};
 use super::{BaseCache, OutputError};
@@ -139,6 +142,25 @@ fn prefill(
             *w |= !d;
         }
     }
+    // Sub-blocks: those some node leaves clean in a chunk it dirties.
+    let fine = cache.fine_layout();
+    let mut wanted_fine = vec![false; fine.map_or(0, |f| usize::try_from(f.count()).unwrap_or(0))];
+    if let Some(fl) = fine {
+        for node in nodes {
+            let sub_dirty = fl.dirty(node.changed_blocks());
+            for (c, d) in (0u64..).zip(layout.dirty(node.changed_blocks())) {
+                if !d {
+                    continue;
+                }
+                for s in layout.sub_blocks(c, &fl) {
+                    let s = usize::try_from(s).unwrap_or(usize::MAX);
+                    if let (Some(w), Some(false)) = (wanted_fine.get_mut(s), sub_dirty.get(s)) {
+                        *w = true;
+                    }
+                }
+            }
+        }
+    }
     let formats: Vec<_> = spec
         .formats
         .iter()
@@ -148,11 +170,14 @@ fn prefill(
     if formats.is_empty() || nodes.is_empty() {
         return Ok(());
     }
-    let wanted_bytes: u64 = (0u64..)
-        .zip(&wanted)
-        .filter(|&(_, &w)| w)
-        .map(|(i, _)| layout.range(i).1 as u64)
-        .sum();
+    let bytes_of = |l: ChunkLayout, w: &[bool]| -> u64 {
+        (0u64..)
+            .zip(w)
+            .filter(|&(_, &w)| w)
+            .map(|(i, _)| l.range(i).1 as u64)
+            .sum()
+    };
+    let wanted_bytes = bytes_of(layout, &wanted) + fine.map_or(0, |fl| bytes_of(fl, &wanted_fine));
     progress.start(
         "compressing the base image",
         Some(wanted_bytes * formats.len() as u64),
@@ -160,7 +185,11 @@ fn prefill(
     let result = formats.iter().try_for_each(|&f| {
         cache
             .chunks(f)
-            .and_then(|c| c.prefill(&wanted, jobs, progress))
+            .and_then(|c| c.prefill(&wanted, jobs, progress))?;
+        match cache.sub_blocks(f)? {
+            Some(c) if wanted_fine.contains(&true) => c.prefill(&wanted_fine, jobs, progress),
+            _ => Ok(()),
+        }
     });
     progress.finish();
     result

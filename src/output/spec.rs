@@ -164,10 +164,14 @@ pub struct NodeStats {
     pub chunks: u64,
     /// Chunks holding a changed block.
     pub dirty_chunks: u64,
+    /// Sub-blocks holding a changed block (0 when sub-blocks are off).
+    pub dirty_sub_blocks: u64,
     /// Compressed pieces taken from the base's cache (summed over formats).
     pub reused_pieces: u64,
     /// Compressed pieces made for this node (summed over formats).
     pub compressed_pieces: u64,
+    /// Uncompressed bytes compressed for this node (summed over formats).
+    pub compressed_bytes: u64,
     /// Image bytes read.
     pub bytes_read: u64,
 }

@@ -31,7 +31,7 @@ pub fn compress_whole(
     let mut out = Counting { inner: out, n: 0 };
     let err = |source| OutputError::Compress {
         format,
-        chunk: 0,
+        offset: 0,
         source,
     };
     match format {
@@ -87,7 +87,7 @@ fn copy(disk: &dyn Storage, w: &mut impl Write, format: Compression) -> Result<(
         w.write_all(&buf[..n])
             .map_err(|source| OutputError::Compress {
                 format,
-                chunk: 0,
+                offset: 0,
                 source,
             })?;
         off += n as u64;

@@ -7,6 +7,7 @@
 mod bmap;
 mod interrupt;
 mod roundtrip;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

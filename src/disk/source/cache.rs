@@ -7,6 +7,8 @@
 //! <root>/downloads/<sha256>.<img|xz|gz|zst>   verified downloads, mode 0444
 //! <root>/raw/<sha256>.img                      decoded sparse raw images, mode 0444
 //! <root>/{downloads,raw}/.partial-*            work in progress (removed on error)
+//! <root>/compressed/<sha256>.pieces            compressed base pieces kept across builds,
+//!                                              mode 0444 (crate::output::store)
 //! ```
 //!
 //! A file gets its final name only by an atomic rename after it is complete, synced and (for

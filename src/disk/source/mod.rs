@@ -1,6 +1,6 @@
 //! Where a base image comes from: a local file or an http(s) URL, raw or compressed.
 //!
-//! [`resolve`] turns a [`BaseSpec`] into a [`BaseImage`]: a raw image file on disk that callers
+//! [`resolve`] turns a [`BaseSpec`] into a [`ResolvedBase`]: a raw image file on disk that callers
 //! open read-only.
 //!
 //! - A local raw image is used in place: never copied, never modified. If a sha256 is given it
@@ -18,7 +18,7 @@
 //! Every failure leaves the cache as it was (partial files are removed) and names the file or
 //! URL in its [`SourceError`].
 
-mod cache;
+pub(crate) mod cache;
 mod decode;
 mod download;
 mod error;
@@ -93,7 +93,7 @@ impl BaseSpec {
 
 /// A resolved base image: a raw image file, ready to be opened read-only.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseImage {
+pub struct ResolvedBase {
     /// The raw image: the user's own file for a local raw image, else a read-only cache file.
     pub raw_path: PathBuf,
     /// How the source was compressed.
@@ -115,7 +115,7 @@ pub fn resolve(
     spec: &BaseSpec,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<BaseImage, SourceError> {
+) -> Result<ResolvedBase, SourceError> {
     match spec {
         BaseSpec::Path { path, sha256 } => resolve_path(path, sha256.as_ref(), cache, progress),
         BaseSpec::Url { url, sha256 } => resolve_url(url, sha256, cache, progress),
@@ -127,7 +127,7 @@ fn resolve_path(
     expected: Option<&Sha256Digest>,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<BaseImage, SourceError> {
+) -> Result<ResolvedBase, SourceError> {
     let meta = fs::metadata(path).map_err(|e| open_error(path, e))?;
     if !meta.is_file() {
         return Err(SourceError::NotAFile {
@@ -156,7 +156,7 @@ fn resolve_path(
         Some(sha256) => decoded(path, compression, &sha256, &origin, cache, progress)?,
         None => (path.to_owned(), meta.len()),
     };
-    Ok(BaseImage {
+    Ok(ResolvedBase {
         raw_path,
         compression,
         source_sha256: sha256,
@@ -170,7 +170,7 @@ fn resolve_url(
     sha256: &Sha256Digest,
     cache: &Cache,
     progress: &dyn Progress,
-) -> Result<BaseImage, SourceError> {
+) -> Result<ResolvedBase, SourceError> {
     download::check_url(url)?;
     let (download, compression) = match cache.find_download(sha256) {
         Some(found) => found,
@@ -184,7 +184,7 @@ fn resolve_url(
             .len();
         (download, size)
     };
-    Ok(BaseImage {
+    Ok(ResolvedBase {
         raw_path,
         compression,
         source_sha256: Some(*sha256),

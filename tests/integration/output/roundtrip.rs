@@ -75,10 +75,23 @@ fn every_format_round_trips_through_the_stock_tools() {
     }
 
     // What the tools say about the files' structure.
+    // One piece per clean chunk, one per sub-block of a dirty chunk.
     let out = tmp.path().join("streamed");
+    let cache = synthetic_cache(&base_path, &out, false);
+    let (layout, fine) = (cache.layout(), cache.fine_layout().unwrap());
+    let chunks: u64 = (0u64..)
+        .zip(layout.dirty(node.changed_blocks()))
+        .map(|(c, d)| {
+            if d {
+                layout.sub_blocks(c, &fine).count() as u64
+            } else {
+                1
+            }
+        })
+        .sum();
+    assert!(chunks > super::SYNTH_LEN.div_ceil(SYNTH_CHUNK), "{chunks}");
     let zst = out.join("node-1.img.zst");
     let listing = run_ok("zstd", &["-lv", zst.to_str().unwrap()]);
-    let chunks = super::SYNTH_LEN.div_ceil(SYNTH_CHUNK);
     assert!(
         listing.contains(&format!("# Zstandard Frames: {chunks}")),
         "{listing}"
@@ -131,15 +144,35 @@ fn chunk_reuse_equals_a_one_pass_compressor() {
     let built = build_nodes(&cache, &nodes, &out, &spec, 2, &NoProgress).unwrap();
 
     let layout = cache.layout();
+    let fine = cache.fine_layout().unwrap();
     for (node, b) in nodes.iter().zip(&built) {
         let dirty = layout.dirty(node.changed_blocks());
+        let subs_of_dirty: u64 = (0u64..)
+            .zip(&dirty)
+            .filter(|&(_, &d)| d)
+            .map(|(c, _)| layout.sub_blocks(c, &fine).count() as u64)
+            .sum();
         let dirty = dirty.iter().filter(|&&d| d).count() as u64;
+        let dirty_subs = fine
+            .dirty(node.changed_blocks())
+            .iter()
+            .filter(|&&d| d)
+            .count() as u64;
         assert_eq!(b.stats.dirty_chunks, dirty);
-        assert_eq!(b.stats.compressed_pieces, 3 * dirty, "{}", b.name);
+        assert_eq!(b.stats.dirty_sub_blocks, dirty_subs);
+        // Only the changed sub-blocks are compressed for the node; every other piece (clean
+        // chunks, clean sub-blocks of dirty chunks) is the base's.
+        assert_eq!(b.stats.compressed_pieces, 3 * dirty_subs, "{}", b.name);
         assert_eq!(
             b.stats.reused_pieces,
-            3 * (layout.count() - dirty),
+            3 * (layout.count() - dirty + subs_of_dirty - dirty_subs),
             "{}",
+            b.name
+        );
+        assert!(b.stats.compressed_bytes <= 3 * dirty_subs * fine.chunk_size());
+        assert!(
+            dirty_subs < subs_of_dirty,
+            "{}: some sub-block reused",
             b.name
         );
     }
@@ -313,4 +346,98 @@ fn fixture_round_trip_with_writes_in_both_filesystems() {
             Some(want.to_string().as_str())
         );
     }
+}
+
+/// Issue 14: a dirty chunk is written as sub-blocks, most of them the base's. The files stay
+/// single valid streams for the stock tools, decode to the node's image like files made with
+/// sub-blocks off, and a node's bytes do not depend on which other nodes share the build.
+#[test]
+fn issue14_sub_blocks_decode_everywhere_and_do_not_depend_on_other_nodes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_path = tmp.path().join("base.img");
+    write_synthetic_base(&base_path);
+    let storage = FileStorage::open_read_only(&base_path).unwrap();
+    let disks: Vec<CowDisk<&FileStorage>> = (0..3)
+        .map(|i| {
+            let d = CowDisk::new(&storage);
+            write_overlay(&d, 40 + i);
+            d
+        })
+        .collect();
+    let nodes: Vec<NodeImage> = disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| NodeImage::from_cow(format!("n{i}"), d).unwrap())
+        .collect();
+    let spec = OutputSpec {
+        formats: vec![Compression::Zstd, Compression::Xz, Compression::Gzip],
+        ..spec_all(false)
+    };
+    let cache_with = |work: &std::path::Path, grain: u64| {
+        let config = CacheConfig {
+            chunk_size: SYNTH_CHUNK,
+            grain,
+            ..CacheConfig::new(work)
+        };
+        BaseCache::open(&base_path, config).unwrap()
+    };
+    let all = subdir(tmp.path(), "all");
+    let alone = subdir(tmp.path(), "alone");
+    let whole = subdir(tmp.path(), "whole");
+    build_nodes(
+        &cache_with(&all, 128 << 10),
+        &nodes,
+        &all,
+        &spec,
+        2,
+        &NoProgress,
+    )
+    .unwrap();
+    let one = build_nodes(
+        &cache_with(&alone, 128 << 10),
+        &nodes[..1],
+        &alone,
+        &spec,
+        1,
+        &NoProgress,
+    )
+    .unwrap();
+    let off = build_nodes(
+        &cache_with(&whole, 0),
+        &nodes[..1],
+        &whole,
+        &spec,
+        1,
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(off[0].stats.dirty_sub_blocks, 0);
+    assert!(one[0].stats.compressed_bytes < off[0].stats.compressed_bytes);
+
+    let want = read_all(&disks[0]);
+    for (tool, ext) in [("zstd", "zst"), ("xz", "xz"), ("gzip", "gz")] {
+        let name = format!("n0.img.{ext}");
+        let a = std::fs::read(all.join(&name)).unwrap();
+        let b = std::fs::read(alone.join(&name)).unwrap();
+        assert!(a == b, "{name}: depends on the other nodes of the build");
+        for dir in [&alone, &whole] {
+            let file = dir.join(&name);
+            run_ok(tool, &["-t", file.to_str().unwrap()]);
+            assert!(decompress(tool, &file) == want, "{}", file.display());
+        }
+    }
+    // xz: one stream; every piece a block with its sizes in the header, decoded in parallel.
+    let listing = run_ok("xz", &["-lvv", alone.join("n0.img.xz").to_str().unwrap()]);
+    assert!(listing.contains("Streams:           1"), "{listing}");
+    assert!(listing.contains("Sizes in headers:  Yes"), "{listing}");
+    let mt = sh(&alone, "xz -T2 -d -c n0.img.xz | sha256sum | cut -d' ' -f1");
+    assert_eq!(mt.trim(), Sha256Digest::of(&want).to_string());
+    // A grain that does not divide the chunk size is refused.
+    let config = CacheConfig {
+        chunk_size: SYNTH_CHUNK,
+        grain: 384 << 10,
+        ..CacheConfig::new(tmp.path())
+    };
+    let err = BaseCache::open(&base_path, config).unwrap_err();
+    assert!(err.to_string().contains("does not divide"), "{err}");
 }

@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use piimage::disk::source::{BaseImage, BaseSpec};
+use piimage::disk::source::{BaseSpec, ResolvedBase};
 use piimage::io::hashing::Sha256Digest;
 use piimage::io::sniff::Compression;
 use piimage::progress::Progress;
@@ -156,7 +156,7 @@ pub fn assert_cache_empty(cache: &tempfile::TempDir, case: &str) {
 }
 
 /// The decoded image equals `want`, is read-only, and is sparse.
-pub fn assert_good_raw(base: &BaseImage, want: &[u8], case: &str) {
+pub fn assert_good_raw(base: &ResolvedBase, want: &[u8], case: &str) {
     let meta = fs::metadata(&base.raw_path).unwrap();
     assert_eq!(base.size, want.len() as u64, "case {case}: size");
     assert_eq!(meta.len(), want.len() as u64, "case {case}: file length");
