@@ -29,7 +29,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::disk::{CowDisk, Storage, Window};
+use crate::disk::{CowDisk, Storage};
 use crate::fs::ext4::Ext4Reader;
 use crate::fs::ext4::walk::{Ext4Walker, WalkError};
 use crate::fs::fat::{FatError, FatReader};
@@ -224,7 +224,8 @@ pub fn write_node<B: Storage + 'static>(
         partition: boot.number,
         source,
     };
-    let window = Window::new(Arc::clone(disk), boot.offset(), boot.len())
+    let window = boot
+        .window(Arc::clone(disk))
         .map_err(|e| boot_err(FatError::from(e)))?;
     let fat = FatReader::open(window).map_err(boot_err)?;
     let mut files = boot::boot_files(&fat).map_err(boot_err)?;
@@ -251,7 +252,8 @@ pub fn write_node<B: Storage + 'static>(
         source,
     };
     let reader = Ext4Reader::open(
-        Window::new(Arc::clone(disk), root.offset(), root.len()).map_err(|e| root_err(e.into()))?,
+        root.window(Arc::clone(disk))
+            .map_err(|e| root_err(e.into()))?,
     )
     .map_err(|e| root_err(e.into()))?;
     let (ops, edited) = root_edits(&reader, spec, boot_id, &node.name)
@@ -262,7 +264,7 @@ pub fn write_node<B: Storage + 'static>(
         source: Box::new(source),
     })?;
     let walker = Ext4Walker::open(
-        Window::new(Arc::clone(&layer), root.offset(), root.len())
+        root.window(Arc::clone(&layer))
             .map_err(|e| root_err(e.into()))?,
     )
     .map_err(|e| root_err(e.into()))?;

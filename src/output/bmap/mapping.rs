@@ -1,7 +1,7 @@
 //! Which bytes of an image its filesystems need (see the rules in [`super`]).
 
 use super::BlockMap;
-use crate::disk::{Partition, PartitionError, PartitionTable, Storage, Window};
+use crate::disk::{Partition, PartitionError, PartitionTable, Storage};
 use crate::fs::ext4::Ext4Error;
 use crate::fs::ext4::allocation::read_block_usage;
 use crate::fs::fat::table::{FatLayout, used_clusters};
@@ -87,7 +87,7 @@ impl From<std::io::Error> for Unreadable {
 /// The disk byte ranges a FAT partition uses: its metadata regions and used clusters (in any
 /// FAT copy).
 fn fat_bytes(disk: &dyn Storage, p: &Partition) -> Result<Vec<(u64, u64)>, Unreadable> {
-    let window = Window::new(disk, p.offset(), p.len())?;
+    let window = p.window(disk)?;
     let mut sector = [0u8; 512];
     window.read_at(0, &mut sector)?;
     let bs = BootSector::from_bytes(&sector)?;
@@ -106,7 +106,7 @@ fn fat_bytes(disk: &dyn Storage, p: &Partition) -> Result<Vec<(u64, u64)>, Unrea
 
 /// The disk byte ranges an ext4 partition uses: every block in use.
 fn ext4_bytes(disk: &dyn Storage, p: &Partition) -> Result<Vec<(u64, u64)>, Unreadable> {
-    let window = Window::new(disk, p.offset(), p.len())?;
+    let window = p.window(disk)?;
     let usage = read_block_usage(&window)?;
     let bs = u64::from(usage.block_size);
     let end = p.offset() + p.len();
