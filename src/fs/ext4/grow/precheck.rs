@@ -11,23 +11,8 @@ use crate::fs::ext4::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 
 /// Features growth keeps consistent (`needs_recovery` and `orphan_present` are states, refused
 /// apart): the writer's, but `sparse_super2` (its backup layout is not moved).
-const GROW: FeatureSet = feature::HAS_JOURNAL
-    .or(feature::EXT_ATTR)
-    .or(feature::RESIZE_INODE)
-    .or(feature::DIR_INDEX)
-    .or(feature::ORPHAN_FILE)
-    .or(feature::FILETYPE)
-    .or(feature::EXTENT)
-    .or(feature::BIT64)
-    .or(feature::FLEX_BG)
-    .or(feature::METADATA_CSUM_SEED)
-    .or(feature::SPARSE_SUPER)
-    .or(feature::LARGE_FILE)
-    .or(feature::HUGE_FILE)
-    .or(feature::UNINIT_BG)
-    .or(feature::DIR_NLINK)
-    .or(feature::EXTRA_ISIZE)
-    .or(feature::METADATA_CSUM);
+const GROW: FeatureSet = gate::ALLOWED.minus(feature::SPARSE_SUPER2);
+
 /// The filesystem as found, checked.
 pub(super) struct Loaded {
     pub(super) raw: [u8; SUPERBLOCK_SIZE],
