@@ -25,6 +25,7 @@ pub mod disk;
 pub mod eeprom;
 pub mod flash;
 pub mod fs;
+pub mod fuzz;
 pub mod image;
 pub mod inspect;
 pub mod io;

@@ -286,12 +286,20 @@ fn precheck_mbr<S: Storage>(disk: &S, sector0: &[u8; 512]) -> Result<(), Partiti
         if sys == 0 {
             continue;
         }
-        if start == 0 && sys != 0xEE {
+        if start == 0 {
+            // The UEFI specification puts a protective (0xEE) entry at sector 1 too; one at
+            // 0 is damage, and mbrman's alignment search panics on it (found by the disk
+            // fuzz target, tests/integration/fuzz.rs).
             return Err(PartitionError::OnTable {
                 number: u32::try_from(i + 1).unwrap_or(0),
                 start: 0,
                 end: u64::from(sectors),
-                what: "sector 0 is the MBR".to_owned(),
+                what: if sys == 0xEE {
+                    "sector 0 is the MBR (a protective GPT entry starts at sector 1)"
+                } else {
+                    "sector 0 is the MBR"
+                }
+                .to_owned(),
             });
         }
         if matches!(sys, 0x05 | 0x0f | 0x85 | 0xc5 | 0xd5) && extended.is_none() {

@@ -79,7 +79,7 @@ fn nm_ip(s: &mut String, section: &str, ip: &IpConfig, dns: &[String], search: &
 /// `value` as a GLib key file value (what NetworkManager's keyfiles are): `\\`, line breaks
 /// and tabs escaped, and a leading space as `\s`, so no value can end its line and start a
 /// key or a `[section]` of its own. The recipe already refuses other control characters.
-fn keyfile_value(value: &str) -> String {
+pub fn keyfile_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for (i, c) in value.chars().enumerate() {
         match c {

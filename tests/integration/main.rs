@@ -11,6 +11,7 @@ mod ext4_grow;
 mod ext4_write;
 mod fat_write;
 mod flash;
+mod fuzz;
 mod handoff;
 mod hostile;
 mod image_checks;

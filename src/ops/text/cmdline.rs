@@ -164,10 +164,11 @@ fn remove_span(body: &str, s: usize, e: usize) -> String {
 }
 
 /// Removes every token equal to `token`, or, for a pattern ending in `=` (`init=`), every
-/// token with that key. Returns the new text.
+/// token with that key. A pattern with another `=` before its last (`a=b=`) names no key (a
+/// key ends at the first `=`), so it removes that exact token. Returns the new text.
 pub fn remove(text: &str, token: &str) -> String {
     let (body, eol) = split_eol(text);
-    let by_key = token.strip_suffix('=');
+    let by_key = token.strip_suffix('=').filter(|k| !k.contains('='));
     let mut out = body.to_owned();
     for (s, e) in token_spans(body).into_iter().rev() {
         let t = &body[s..e];
@@ -188,6 +189,15 @@ mod tests {
     use super::*;
 
     const TRIXIE: &str = "console=serial0,115200 console=tty1 root=PARTUUID=1234abcd-02 rootfstype=ext4 fsck.repair=yes rootwait resize\n";
+
+    #[test]
+    fn a_pattern_with_two_equals_removes_that_token() {
+        // Found by the fuzz target (tests/integration/fuzz.rs): `a=b=` was taken as the key
+        // `a=b`, which no token has, so nothing was removed.
+        assert_eq!(remove("quiet a=b= a=c\n", "a=b="), "quiet a=c\n");
+        assert_eq!(remove("== x\n", "=="), "x\n");
+        assert_eq!(remove("a=1 a=2 b\n", "a="), "b\n");
+    }
 
     #[test]
     fn set_and_remove_tokens() {
