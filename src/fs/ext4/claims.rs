@@ -8,7 +8,10 @@
 //! extent trees (`ifork.html`: the index and leaf blocks and each extent's blocks), classic
 //! block maps (12 direct pointers, then single, double and triple indirect blocks, as the
 //! resize inode uses) and the extended-attribute block. Device nodes, FIFOs, sockets and fast
-//! symlinks claim no block. Walks are bounded: an extent tree at most 5 levels deep with at
+//! symlinks claim no block. With `metadata_csum` the same walk verifies each in-use inode's
+//! checksum, each extent tree block's tail and each directory block's (leaf tail or htree
+//! `dx_tail`) against the inode's seed (`checksums.html`), so no damaged structure is written
+//! on, even one the build does not touch. Walks are bounded: an extent tree at most 5 levels deep with at
 //! most as many entries as fit its node, block numbers inside the filesystem.
 //!
 //! Cost: one read of the used part of each inode table (`bg_itable_unused` is honoured with
@@ -21,11 +24,14 @@ use super::allocation::read_block_usage;
 use super::features::feature;
 use super::gate::GateError;
 use super::group_desc::{BG_INODE_UNINIT, GroupLayout, csum_seed};
-use super::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock};
+use super::inode;
+use super::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock, ext4_crc32c};
 use crate::disk::{Storage, Window};
 use crate::fs::bytes::{le16, le32};
 
 const EXTENTS_FL: u32 = 0x8_0000;
+/// `EXT4_INDEX_FL`: a hashed-tree (htree) directory.
+const INDEX_FL: u32 = 0x1000;
 const INLINE_DATA_FL: u32 = 0x1000_0000;
 const EXTENT_MAGIC: u16 = 0xF30A;
 const MAX_DEPTH: u16 = 5;
@@ -37,6 +43,10 @@ struct Walk<'a, S: Storage> {
     used: &'a [(u64, u64)],
     ino: u64,
     buf: Vec<u8>,
+    /// With `metadata_csum`: the inode's checksum seed, for its extent and directory blocks.
+    csum: Option<u32>,
+    /// The data runs of a directory inode, collected to verify its blocks.
+    dir_runs: Option<Vec<(u64, u64)>>,
 }
 
 impl<S: Storage> Walk<'_, S> {
@@ -94,12 +104,111 @@ impl<S: Storage> Walk<'_, S> {
                 let len = if len > 32_768 { len - 32_768 } else { len };
                 let start = u64::from(le16(e, 6)) << 32 | u64::from(le32(e, 8));
                 self.claim(start, len, "data")?;
+                // An unwritten extent (length above 32768) holds no directory entries.
+                if le16(e, 4) <= 32_768
+                    && let Some(runs) = self.dir_runs.as_mut()
+                {
+                    runs.push((start, len));
+                }
             } else {
                 let leaf = u64::from(le16(e, 8)) << 32 | u64::from(le32(e, 4));
                 self.claim(leaf, 1, "extent tree")?;
                 let child = self.read_block(leaf)?;
+                if let Some(seed) = self.csum {
+                    self.extent_tail(&child, leaf, seed)?;
+                }
                 self.extents(&child, depth - 1)?;
             }
+        }
+        Ok(())
+    }
+
+    /// An extent tree block's `ext4_extent_tail`: `crc32c(inode seed, the block up to the tail)`
+    /// right after its `eh_max` entries.
+    fn extent_tail(&self, node: &[u8], block: u64, seed: u32) -> Result<(), GateError> {
+        let max = usize::from(le16(node, 4));
+        let at = 12 + 12 * max;
+        if le16(node, 0) != EXTENT_MAGIC || at + 4 > node.len() {
+            // The walk reports the bad header.
+            return Ok(());
+        }
+        let want = ext4_crc32c(seed, &node[..at]);
+        if le32(node, at) != want {
+            return Err(self.bad(format!(
+                "its extent tree block {block} fails its checksum (stored {:#010x}, computed {want:#010x})",
+                le32(node, at)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Verifies the checksums of a directory's blocks (`dirents.html`): a leaf block ends in a
+    /// 12-byte tail entry (inode 0, `rec_len` 12, file type 0xDE) holding
+    /// `crc32c(inode seed, the block before the tail)`; an htree node (the root, block 0 of an
+    /// indexed directory, or an interior node: one empty entry spanning the block) holds
+    /// `crc32c(inode seed, the header and its `count` entries, then the tail's reserved word and a zero word)`
+    /// in the `dx_tail` after its `limit` entries. A block with neither is left to the writer's
+    /// crate, as is a directory without `metadata_csum`.
+    fn directory(
+        &mut self,
+        runs: &[(u64, u64)],
+        indexed: bool,
+        seed: u32,
+    ) -> Result<(), GateError> {
+        let bs = usize::try_from(self.bs).unwrap_or(4096);
+        let mut logical = 0u64;
+        for &(start, len) in runs {
+            for b in start..start + len {
+                let block = self.read_block(b)?;
+                let first_inode = le32(&block, 0);
+                let first_len = usize::from(le16(&block, 4));
+                let count_offset = if indexed && logical == 0 {
+                    Some(0x20)
+                } else if indexed && first_inode == 0 && first_len == bs {
+                    Some(8)
+                } else {
+                    None
+                };
+                logical += 1;
+                if let Some(co) = count_offset {
+                    self.dx_tail(&block, co, b, seed)?;
+                    continue;
+                }
+                let tail = &block[bs - 12..];
+                let is_tail =
+                    le32(tail, 0) == 0 && le16(tail, 4) == 12 && tail[6] == 0 && tail[7] == 0xDE;
+                if !is_tail {
+                    continue;
+                }
+                let want = ext4_crc32c(seed, &block[..bs - 12]);
+                if le32(tail, 8) != want {
+                    return Err(self.bad(format!(
+                        "its directory block {b} fails its checksum (stored {:#010x}, computed {want:#010x})",
+                        le32(tail, 8)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dx_tail(&self, block: &[u8], co: usize, b: u64, seed: u32) -> Result<(), GateError> {
+        let limit = usize::from(le16(block, co));
+        let count = usize::from(le16(block, co + 2));
+        let tail = co + 8 * limit;
+        if count > limit || tail + 8 > block.len() {
+            return Err(self.bad(format!(
+                "its htree block {b} claims {count} of {limit} index entries, more than fit"
+            )));
+        }
+        let c = ext4_crc32c(seed, &block[..co + 8 * count]);
+        let c = ext4_crc32c(c, &block[tail..tail + 4]);
+        let want = ext4_crc32c(c, &[0; 4]);
+        if le32(block, tail + 4) != want {
+            return Err(self.bad(format!(
+                "its htree block {b} fails its checksum (stored {:#010x}, computed {want:#010x})",
+                le32(block, tail + 4)
+            )));
         }
         Ok(())
     }
@@ -143,6 +252,8 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
         .features
         .intersects(feature::UNINIT_BG.or(feature::METADATA_CSUM));
     let is64 = sb.features.contains(feature::BIT64);
+    let seed = csum_seed(sb);
+    let csums = sb.features.contains(feature::METADATA_CSUM);
     let mut walk = Walk {
         window,
         bs,
@@ -150,6 +261,8 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
         used: &usage.used,
         ino: 0,
         buf: vec![0u8; usize::try_from(bs).unwrap_or(4096)],
+        csum: None,
+        dir_runs: None,
     };
     let mut bitmap = vec![0u8; usize::try_from(bs).unwrap_or(4096)];
     for (g, (d, _)) in (0u64..).zip(&descs) {
@@ -177,6 +290,23 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
             let inode = &table[i * isz..(i + 1) * isz];
             let mode = le16(inode, 0) & 0xF000;
             let flags = le32(inode, 0x20);
+            let ino32 = u32::try_from(walk.ino).unwrap_or(u32::MAX);
+            walk.csum = None;
+            if csums {
+                let (stored, want) = (
+                    inode::stored_checksum(inode),
+                    inode::checksum(seed, ino32, inode),
+                );
+                // e2fsprogs takes an all-zero inode (never initialised) as valid.
+                if stored != want && inode.iter().any(|&b| b != 0) {
+                    return Err(walk.bad(format!(
+                        "it fails its checksum (stored {stored:#010x}, computed {want:#010x})"
+                    )));
+                }
+                let c = ext4_crc32c(seed, &ino32.to_le_bytes());
+                walk.csum = Some(ext4_crc32c(c, &inode[0x64..0x68]));
+            }
+            walk.dir_runs = (mode == 0x4000 && walk.csum.is_some()).then(Vec::new);
             let acl = u64::from(le32(inode, 0x68))
                 | if is64 {
                     u64::from(le16(inode, 0x76)) << 32
@@ -196,6 +326,9 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
             }
             if flags & EXTENTS_FL != 0 {
                 walk.extents(i_block, MAX_DEPTH)?;
+                if let (Some(runs), Some(seed)) = (walk.dir_runs.take(), walk.csum) {
+                    walk.directory(&runs, flags & INDEX_FL != 0, seed)?;
+                }
             } else {
                 for (k, p) in i_block.chunks_exact(4).enumerate() {
                     let b = u64::from(u32::from_le_bytes([p[0], p[1], p[2], p[3]]));

@@ -42,10 +42,17 @@ pub fn read_superblock<S: Storage>(window: &Window<S>) -> Result<Superblock, Ext
     Superblock::from_bytes(&b)
 }
 
-fn reader_err(path: &str, e: impl std::fmt::Display) -> Ext4Error {
+fn reader_err(path: &str, e: ext4_view::Ext4Error) -> Ext4Error {
+    // Damage the reader finds (a directory or extent block failing its checksum, a bad
+    // entry) gets the same advice as the damage the write gate finds.
+    let hint = if matches!(e, ext4_view::Ext4Error::Corrupt(_)) {
+        "; the ext4 filesystem is damaged: run `e2fsck -f` on the image first"
+    } else {
+        ""
+    };
     Ext4Error::Reader {
         path: path.to_owned(),
-        detail: e.to_string(),
+        detail: format!("{e}{hint}"),
     }
 }
 

@@ -69,6 +69,22 @@ impl<D: Read + Write + Seek> std::fmt::Debug for FatWriter<D> {
     }
 }
 
+/// The clock for `epoch`. hadris-fat keeps a `&'static` clock, so each is allocated once and
+/// kept for the life of the process: one per distinct epoch (a build has one), not one per
+/// opened volume (the fuzz target's leak check found the per-volume leak).
+fn clock_for(epoch: u64) -> &'static FixedClock {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CLOCKS: OnceLock<Mutex<HashMap<u64, &'static FixedClock>>> = OnceLock::new();
+    let mut clocks = CLOCKS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    clocks
+        .entry(epoch)
+        .or_insert_with(|| Box::leak(Box::new(FixedClock(fat_time(epoch)))))
+}
+
 impl<D: Read + Write + Seek> FatWriter<D> {
     /// Opens the volume at the start of `data`; new and changed entries get time `epoch`
     /// (seconds since 1970, UTC).
@@ -79,8 +95,7 @@ impl<D: Read + Write + Seek> FatWriter<D> {
         let boot = super::boot_sector::BootSector::from_bytes(&sector)?;
         super::chains::check_chains(&mut data, &super::table::FatLayout::new(&boot))?;
         data.seek(std::io::SeekFrom::Start(0))?;
-        // hadris-fat keeps a `&'static` clock; one small allocation per opened volume.
-        let clock: &'static FixedClock = Box::leak(Box::new(FixedClock(fat_time(epoch))));
+        let clock = clock_for(epoch);
         let volume = FatVolume::builder(data)
             .time_provider(clock)
             .open()

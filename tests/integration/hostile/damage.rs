@@ -196,3 +196,100 @@ fn issue15_a_file_block_freed_with_a_valid_bitmap_checksum_is_refused() {
         )],
     );
 }
+
+/// A shell line that inverts the byte at `$OFF + at` of `base.img`.
+fn flip(at: u64) -> String {
+    format!(
+        "python3 -c \"f=open('base.img','r+b');p=$OFF+{at};f.seek(p);b=f.read(1)[0];f.seek(p);f.write(bytes([b^0xff]))\""
+    )
+}
+
+/// The Bookworm fixture's root filesystem: its raw image and the root's byte offset.
+fn bookworm_root() -> (std::path::PathBuf, u64) {
+    (
+        fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap(),
+        fixtures::info(Fixture::RaspiosBookworm).root.offset(),
+    )
+}
+
+#[test]
+fn issue15_an_inode_with_a_stale_checksum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, off) = bookworm_root();
+    // "Inode 51 is part of block group 0\n\tlocated at block 21, offset 0x0200"
+    let imap = crate::support::debugfs(&raw, off, "imap /etc/hostname");
+    let ino: u64 = imap.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let words: Vec<&str> = imap.split_whitespace().collect();
+    let block: u64 = words[words.len() - 3]
+        .trim_end_matches(',')
+        .parse()
+        .unwrap();
+    let at = u64::from_str_radix(words[words.len() - 1].trim_start_matches("0x"), 16).unwrap();
+    // i_mtime's low byte, without updating the inode's checksum.
+    damaged_base(dir.path(), &[], &flip(block * 4096 + at + 0x10));
+    refused(
+        dir.path(),
+        &[&format!("inode {ino}: it fails its checksum (stored ")],
+    );
+}
+
+#[test]
+fn issue15_a_directory_block_with_a_stale_checksum_is_refused() {
+    // /var/backups (".", ".." in one leaf block) is a directory the planner never reads, so
+    // the write gate, which verifies every directory block, is the check that finds it.
+    // /home is listed by the planner's reader, which finds the damage first.
+    for (path, at, want) in [
+        (
+            "/var/backups",
+            100,
+            "its directory block {block} fails its checksum",
+        ),
+        (
+            "/home",
+            24 + 8,
+            "directory block in inode {ino} has an invalid checksum",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (raw, off) = bookworm_root();
+        let block: u64 = crate::support::debugfs(&raw, off, &format!("blocks {path}"))
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = crate::support::debugfs(&raw, off, &format!("stat {path}"));
+        let ino: u64 = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
+        // Byte 100 of /var/backups' block is unused space inside ".."'s record; byte 32 of
+        // /home's is the first letter of "pi". Either way the entries stay well formed and
+        // only the block's checksum is stale.
+        damaged_base(dir.path(), &[], &flip(block * 4096 + at));
+        let want = want
+            .replace("{block}", &block.to_string())
+            .replace("{ino}", &ino.to_string());
+        let want = if path == "/var/backups" {
+            format!("inode {ino}: {want}")
+        } else {
+            want
+        };
+        refused(dir.path(), &[&want]);
+    }
+}
+
+#[test]
+fn issue15_an_htree_root_with_a_stale_checksum_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, off) = bookworm_root();
+    // /usr/bin is an indexed (htree) directory: its first block is the htree root. Change
+    // the hash of its second index entry (the first after the count/limit/block header).
+    let stat = crate::support::debugfs(&raw, off, "stat /usr/bin");
+    assert!(stat.contains("Flags: 0x81000"), "not an htree: {stat}");
+    let ino: u64 = stat.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let blocks = crate::support::debugfs(&raw, off, "blocks /usr/bin");
+    let block: u64 = blocks.split_whitespace().next().unwrap().parse().unwrap();
+    damaged_base(dir.path(), &[], &flip(block * 4096 + 0x28));
+    // The planner's reader walks /usr/bin (it checks the users' shells) and finds it first;
+    // the write gate verifies the same htree checksums (`src/fs/ext4/claims.rs`).
+    refused(
+        dir.path(),
+        &[&format!("in inode {ino} has an invalid checksum")],
+    );
+}
