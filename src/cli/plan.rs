@@ -8,7 +8,7 @@ use clap::Args;
 use piimage::build::{Prepared, PreparedBase, prepare};
 use piimage::disk::Storage;
 use piimage::inspect::human_bytes;
-use piimage::plan::preview::{BaseFiles, changed_lines, fold};
+use piimage::plan::preview::{BaseFiles, changed_lines, exposed_on_boot, exposed_warning, fold};
 
 use super::color::{Paint, Stream, Style};
 use super::progress::Bars;
@@ -99,11 +99,20 @@ pub fn run(args: &PlanArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
         let mut text = String::new();
-        for t in fold(&p.ops, &files) {
+        let touched = fold(&p.ops, &files);
+        for t in &touched {
             let _ = writeln!(text, "  {:<8}{}:{}  {}", t.action, t.part, t.path, t.detail);
-            if let Some(lines) = changed_lines(&t, &p.secret_values) {
+            if let Some(lines) = changed_lines(t, &p.secret_values) {
                 diff(&lines, paint, &mut text);
             }
+        }
+        for path in exposed_on_boot(&touched, &p.secret_values) {
+            let _ = writeln!(
+                text,
+                "  {} {}",
+                paint.paint(Style::BoldYellow, "warning:"),
+                exposed_warning(&path)
+            );
         }
         println!("{text}");
     }
@@ -130,7 +139,12 @@ fn plan_json(
     let nodes: Vec<serde_json::Value> = plans
         .iter()
         .map(|p| {
-            let files: Vec<serde_json::Value> = fold(&p.ops, files)
+            let touched = fold(&p.ops, files);
+            let warnings: Vec<String> = exposed_on_boot(&touched, &p.secret_values)
+                .iter()
+                .map(|path| exposed_warning(path))
+                .collect();
+            let files: Vec<serde_json::Value> = touched
                 .iter()
                 .map(|t| {
                     let diff = changed_lines(t, &p.secret_values).map(|lines| {
@@ -156,6 +170,7 @@ fn plan_json(
                 "operations": p.ops.len(),
                 "disk_id": p.disk_id.map(|d| format!("{d:08x}")),
                 "files": files,
+                "warnings": warnings,
             })
         })
         .collect();

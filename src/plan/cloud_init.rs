@@ -59,6 +59,12 @@ pub struct SeedSpec {
     pub keyboard: Option<String>,
     /// Extra top-level user-data, already rendered as YAML lines (merged last).
     pub extra_yaml: String,
+    /// The users' passwords are baked into `/etc/shadow` (cloud-init mode `bake`): the seed
+    /// then carries no hash, only `lock_passwd: false` for a user with a usable password, so
+    /// cloud-init (which skips users that exist, then locks their passwords unless told not to)
+    /// leaves the baked one alone. The seed lies on the FAT partition, readable by every user
+    /// of the node.
+    pub passwords_baked: bool,
 }
 
 /// `#cloud-config` user-data for a node.
@@ -102,6 +108,9 @@ pub fn user_data(spec: &SeedSpec) -> String {
                 SudoRule::NoPassword => s.push_str("    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n"),
             }
             match (&u.password_hash, u.locked) {
+                (Some(_), false) if spec.passwords_baked => {
+                    s.push_str("    lock_passwd: false\n");
+                }
                 (Some(h), false) => {
                     s.push_str("    lock_passwd: false\n");
                     s.push_str(&format!("    hashed_passwd: {}\n", q(h)));
@@ -160,5 +169,53 @@ pub fn guard_op(host_keys_baked: bool, network_baked: bool) -> FileOp {
         path: GUARD.to_owned(),
         data: guard(host_keys_baked, network_baked).into_bytes(),
         owner: Owner::root(0o644),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(passwords_baked: bool) -> SeedSpec {
+        SeedSpec {
+            hostname: "n1".into(),
+            users: vec![
+                Account {
+                    name: "alice".into(),
+                    shell: "/bin/bash".into(),
+                    password_hash: Some("$y$j9T$salt$hash".into()),
+                    ..Account::default()
+                },
+                Account {
+                    name: "bob".into(),
+                    shell: "/bin/bash".into(),
+                    ..Account::default()
+                },
+            ],
+            passwords_baked,
+            ..SeedSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_seed_beside_baked_passwords_carries_no_hash_and_does_not_lock() {
+        let u = user_data(&spec(true));
+        assert!(!u.contains("$y$"), "{u}");
+        assert!(!u.contains("hashed_passwd"), "{u}");
+        let alice = &u[u
+            .find("name: \"alice\"")
+            .or_else(|| u.find("name: alice"))
+            .unwrap()..];
+        let alice = &alice[..alice.find("- name:").unwrap_or(alice.len())];
+        assert!(alice.contains("lock_passwd: false"), "{u}");
+        let bob = &u[u.find("bob").unwrap()..];
+        assert!(bob.contains("lock_passwd: true"), "{u}");
+    }
+
+    #[test]
+    fn a_seed_that_creates_the_users_carries_their_hashes() {
+        let u = user_data(&spec(false));
+        assert!(u.contains("hashed_passwd: "), "{u}");
+        assert!(u.contains("$y$j9T$salt$hash"), "{u}");
     }
 }

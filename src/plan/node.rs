@@ -456,6 +456,7 @@ pub fn plan_node(
                 } else {
                     json_to_yaml_lines(&node.cloud_init.user_data)
                 },
+                passwords_baked: mode == rs::CloudInitMode::Bake,
             };
             let network = (mode != rs::CloudInitMode::Bake && !ifaces.is_empty())
                 .then(|| netplan(&ifaces).replace("# Written by piimage.\n", ""));

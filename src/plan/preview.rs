@@ -174,3 +174,29 @@ pub fn changed_lines(
     );
     Some(diff_lines(&before, &after))
 }
+
+/// The files a plan writes to the FAT boot partition that hold secrets (what plan::redact
+/// would hide: password hashes, private keys, Wi-Fi passphrases, tokens, the recipe's
+/// `secrets:`). FAT has no owners or modes: Raspberry Pi OS and Ubuntu mount it readable by
+/// every user of the node, so `plan` says so for each.
+pub fn exposed_on_boot(touched: &[Touched], known: &[(String, String)]) -> Vec<String> {
+    touched
+        .iter()
+        .filter(|t| t.part == Part::Boot)
+        .filter(|t| {
+            t.after
+                .as_deref()
+                .is_some_and(|after| redact_known(&t.path, after, known) != after)
+        })
+        .map(|t| t.path.clone())
+        .collect()
+}
+
+/// The warning [`exposed_on_boot`]'s files get.
+pub fn exposed_warning(path: &str) -> String {
+    format!(
+        "boot:{path} holds secrets (password hashes, private keys, Wi-Fi passphrases or tokens): \
+         the boot partition is FAT, which has no permissions, so every user of the node can \
+         read it (the recipe asked for a seed there)"
+    )
+}

@@ -83,6 +83,10 @@ fn case(flavour: Flavour) -> Case {
     }
 }
 
+/// carol's password, baked into `/etc/shadow`: cloud-init's first boot must leave it as it is
+/// (the seed on FAT carries no hash; `openssl passwd -6 -salt bootsalt carol-boot-pw`).
+const CAROL_HASH: &str = "$6$bootsalt$QUErHaYHIsd8RMdVvhmLe1UrFjfiTq6tH56iPHu.NZPqJP9mi6mrVKi/ZI3Rtr8PC1fNJdkQfcB0Z4kVZy/Gn/";
+
 /// The two-node recipe every flavour is built with. Node addresses are in qemu's user-network
 /// subnet, so the static address of node-a is the one qemu forwards SSH to.
 fn recipe(c: &Case, pubkey: &str) -> String {
@@ -103,6 +107,7 @@ fn recipe(c: &Case, pubkey: &str) -> String {
          \x20   ssh_authorized_keys: [\"{pubkey}\"]\n\
          \x20 - name: carol\n\
          \x20   groups: [users]\n\
+         \x20   password: \"{CAROL_HASH}\"\n\
          \x20   ssh_authorized_keys: [\"{pubkey}\"]\n\
          ssh: {{ enable: true, password_authentication: false, permit_root_login: false, host_keys: generate }}\n\
          timezone: Europe/Berlin\n\
@@ -188,6 +193,12 @@ fn check_running(c: &Case, ssh: &Ssh<'_>, node_disk_id: &str) {
         ssh.ok("sudo -n id -u").trim(),
         "0",
         "{name}: passwordless sudo"
+    );
+    let shadow = ssh.ok("sudo -n getent shadow carol");
+    assert_eq!(
+        shadow.split(':').nth(1),
+        Some(CAROL_HASH),
+        "{name}: carol's baked password after first boot: {shadow}"
     );
     let carol = ssh.ok("id -nG carol");
     assert!(

@@ -202,9 +202,15 @@ fn cloud_init_schema_accepts_our_user_data() {
         locale: Some("en_GB.UTF-8".into()),
         keyboard: Some("gb".into()),
         extra_yaml: "packages:\n  - nfs-common\n".into(),
+        passwords_baked: false,
+    };
+    let baked = SeedSpec {
+        passwords_baked: true,
+        ..spec.clone()
     };
     for (name, text) in [
         ("user-data", user_data(&spec)),
+        ("user-data-baked", user_data(&baked)),
         ("guard", guard(true, true)),
         ("guard-min", guard(false, false)),
     ] {

@@ -120,3 +120,51 @@ fn issue15_errors_never_quote_a_secret_used_as_a_key_file_or_a_parent_recipe() {
     );
     assert!(!err.contains("passphrase-123"), "{err}");
 }
+
+#[test]
+fn issue15_plan_warns_when_a_seed_puts_secrets_on_the_fat_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    trixie_recipe(d);
+    let want = |path: &str| {
+        format!(
+            "warning: boot:{path} holds secrets (password hashes, private keys, Wi-Fi passphrases or tokens): the boot partition is FAT, which has no permissions, so every user of the node can read it"
+        )
+    };
+    // The seed's user-data holds alice's hash, its network-config the Wi-Fi passphrase.
+    let out = piimage(d, &["plan", "r.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&want("/user-data")), "{text}");
+    assert!(text.contains(&want("/network-config")), "{text}");
+    assert!(!text.contains(&want("/meta-data")), "{text}");
+    let json = piimage(d, &["plan", "r.yaml", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let warnings = v["nodes"][0]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].as_str().unwrap().starts_with("boot:/"),
+        "{warnings:?}"
+    );
+
+    // Without a seed (settings baked into the ext4 root only), nothing on FAT holds a secret.
+    let r = std::fs::read_to_string(d.join("r.yaml")).unwrap();
+    std::fs::write(
+        d.join("r.yaml"),
+        r.replace("cloud_init: { mode: both }\n", ""),
+    )
+    .unwrap();
+    let out = piimage(d, &["plan", "r.yaml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("holds secrets"), "{text}");
+    assert!(text.contains("+ alice:<password hash, redacted"), "{text}");
+}
