@@ -31,6 +31,29 @@ use crate::progress::Progress;
 /// The smallest file that can be a disk image: one sector, holding the partition table.
 pub const MIN_IMAGE_SIZE: u64 = 512;
 
+/// The largest decoded base piimage makes (256 GiB; official images decode to under 8 GiB).
+/// A small compressed file can decode to far more (a "decompression bomb"): zeros cost no
+/// space in the sparse output but take time, other bytes fill the disk.
+pub const MAX_DECODED: u64 = 256 << 30;
+
+/// Bounds on one decode: the decoded length, and the free space kept on the cache's
+/// filesystem, checked every `check_every` decoded bytes (holes take no space, so only
+/// written data counts).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_len: u64,
+    keep_free: u64,
+    check_every: u64,
+}
+
+impl Limits {
+    const DEFAULT: Self = Self {
+        max_len: MAX_DECODED,
+        keep_free: super::download::KEEP_FREE,
+        check_every: super::download::SPACE_CHECK_EVERY,
+    };
+}
+
 /// Decodes `src` (in `compression`) into a new read-only (0444) sparse file `dst`.
 ///
 /// The output is written to a partial file in `dst`'s directory and renamed to `dst` only when
@@ -52,7 +75,7 @@ pub(crate) fn decode_into(
         .len();
     let tmp = new_partial(dir)?;
     progress.start(&format!("decompressing {what}"), Some(total));
-    let result = decode_stream(input, src, compression, tmp, dst, progress);
+    let result = decode_stream(input, src, compression, tmp, dst, progress, Limits::DEFAULT);
     progress.finish();
     let (tmp, size) = result?;
     persist_read_only(tmp, dst)?;
@@ -66,7 +89,9 @@ fn decode_stream(
     tmp: NamedTempFile,
     dst: &Path,
     progress: &dyn Progress,
+    limits: Limits,
 ) -> Result<(NamedTempFile, u64), SourceError> {
+    let dir = dst.parent().unwrap_or(Path::new(".")).to_owned();
     let input_error = Rc::new(RefCell::new(None));
     let input = Tracked {
         inner: input,
@@ -94,6 +119,13 @@ fn decode_stream(
 
     let mut out = SparseWriter::new(tmp);
     let mut buf = vec![0u8; BUF_SIZE];
+    let (mut decoded, mut next_check) = (0u64, limits.check_every);
+    let too_large = |size: u64, limit_what: String, limit: u64| SourceError::DecodedTooLarge {
+        path: src.to_owned(),
+        size,
+        limit_what,
+        limit,
+    };
     loop {
         crate::cancel::check().map_err(|e| SourceError::io("decoding into", dst, e))?;
         let n = match decoder.read(&mut buf) {
@@ -102,8 +134,32 @@ fn decode_stream(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(classify(e)),
         };
+        decoded += n as u64;
+        if decoded > limits.max_len {
+            return Err(too_large(
+                decoded,
+                "the largest base piimage decodes".to_owned(),
+                limits.max_len,
+            ));
+        }
         out.write_all(&buf[..n])
             .map_err(|e| SourceError::io("writing", dst, e))?;
+        if decoded >= next_check {
+            next_check = decoded.saturating_add(limits.check_every);
+            if let Ok(s) = rustix::fs::statvfs(&dir) {
+                let free = s.f_bavail.saturating_mul(s.f_frsize);
+                if free < limits.keep_free {
+                    return Err(too_large(
+                        decoded,
+                        format!(
+                            "what fits while keeping {} MiB free in the cache",
+                            limits.keep_free >> 20
+                        ),
+                        free,
+                    ));
+                }
+            }
+        }
     }
     drop(decoder);
     let (tmp, stats) = out
@@ -330,6 +386,50 @@ mod tests {
             assert_eq!(parse_mem_total(input), want, "{input:?}");
         }
         assert!(threading_memlimit() >= 64 << 20);
+    }
+
+    fn decode_with(limits: Limits, data: &[u8]) -> (Result<u64, SourceError>, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("bomb.xz");
+        std::fs::write(&src, xz(data)).unwrap();
+        let out_dir = dir.path().join("raw");
+        std::fs::create_dir(&out_dir).unwrap();
+        let dst = out_dir.join("x.img");
+        let input = File::open(&src).unwrap();
+        let tmp = new_partial(&out_dir).unwrap();
+        let r = decode_stream(input, &src, Compression::Xz, tmp, &dst, &NoProgress, limits)
+            .map(|(_, n)| n);
+        (r, std::fs::read_dir(&out_dir).unwrap().count())
+    }
+
+    #[test]
+    fn issue15_a_decompression_bomb_stops_at_the_limits_and_leaves_nothing() {
+        let data = vec![0xA5u8; 3 << 20];
+        let limits = Limits {
+            max_len: 1 << 20,
+            ..Limits::DEFAULT
+        };
+        let (r, left) = decode_with(limits, &data);
+        let err = r.unwrap_err();
+        assert!(
+            matches!(err, SourceError::DecodedTooLarge { limit, size, .. } if limit == 1 << 20 && size > limit),
+            "{err}"
+        );
+        assert!(err.to_string().contains("bomb.xz"), "{err}");
+        assert_eq!(left, 0, "a partial file was left");
+        // The free space the cache keeps: never this much free, so the first check stops it.
+        let limits = Limits {
+            keep_free: u64::MAX,
+            check_every: 1 << 20,
+            ..Limits::DEFAULT
+        };
+        let (r, left) = decode_with(limits, &data);
+        let err = r.unwrap_err();
+        assert!(err.to_string().contains("keeping"), "{err}");
+        assert_eq!(left, 0);
+        // Within the limits it decodes.
+        let (r, _) = decode_with(Limits::DEFAULT, &data);
+        assert_eq!(r.unwrap(), 3 << 20);
     }
 
     #[test]

@@ -76,6 +76,21 @@ pub enum SourceError {
         /// Whether `size` is the size after decompression.
         decoded: bool,
     },
+    /// A compressed base decodes to more than piimage makes or than the cache has room for.
+    #[error(
+        "{}: decoding stopped at {size} bytes: more than {limit_what} ({limit} bytes); a damaged or hostile compressed image?",
+        path.display()
+    )]
+    DecodedTooLarge {
+        /// The compressed file.
+        path: std::path::PathBuf,
+        /// Bytes decoded when it stopped.
+        size: u64,
+        /// What the limit is.
+        limit_what: String,
+        /// The limit.
+        limit: u64,
+    },
     /// The content does not have the sha256 it was promised to have.
     #[error("sha256 mismatch for {what}: expected {expected}, got {actual}")]
     Sha256Mismatch {
