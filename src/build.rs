@@ -544,7 +544,8 @@ pub fn build(
     if let Err(e) = base_cache.persist() {
         // Only the next build's speed depends on it.
         warnings.push(format!(
-            "keeping the compressed base for the next build: {e}"
+            "keeping the compressed base for the next build: {}",
+            crate::error::chain(&e)
         ));
     }
     commit_pending(pending, spec.sync)?;

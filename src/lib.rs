@@ -23,6 +23,7 @@ mod civil;
 pub mod cluster;
 pub mod disk;
 pub mod eeprom;
+pub mod error;
 pub mod flash;
 pub mod fs;
 pub mod fuzz;

@@ -35,7 +35,7 @@ fn main() {
             );
             std::process::exit(piimage::cancel::exit_status().unwrap_or(EXIT_INTERRUPTED));
         }
-        let message = error_chain(&err);
+        let message = piimage::error::chain(err.as_ref());
         if let Some(name) = args.command.json() {
             // Best effort: stdout may be gone; the exit status still says it failed.
             let _ = cli::json::print(&cli::json::error(name, &err, &message));
@@ -68,21 +68,4 @@ fn install_interrupt_handler() {
             }
         }
     });
-}
-
-/// The error and its causes as one line, `outer: cause: root cause`, skipping causes whose text
-/// the outer message already includes (errors that print their source inline).
-fn error_chain(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }

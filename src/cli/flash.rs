@@ -168,8 +168,9 @@ impl BatchEvents for Events {
 
     fn failed(&self, node: &str, dev: &BlockDevice, err: &FlashError) {
         eprintln!(
-            "{node} was not written onto {}: {err}; take the card out",
-            dev.path.display()
+            "{node} was not written onto {}: {}; take the card out",
+            dev.path.display(),
+            piimage::error::chain(err)
         );
     }
 

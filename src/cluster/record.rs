@@ -143,7 +143,7 @@ impl NodeRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// Reading a record or its directory failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -151,7 +151,7 @@ pub enum RecordError {
         source: std::io::Error,
     },
     /// A record is not valid JSON of the expected shape.
-    #[error("{}: not a piimage record: {source}", path.display())]
+    #[error("{}: not a piimage record", path.display())]
     Parse {
         /// The file.
         path: PathBuf,

@@ -89,7 +89,7 @@ pub enum PartitionError {
         what: String,
     },
     /// I/O error reading the table.
-    #[error("reading the partition table: {0}")]
+    #[error("reading the partition table")]
     Io(#[from] io::Error),
 }
 

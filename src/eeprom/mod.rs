@@ -70,7 +70,7 @@ pub enum CardError {
         dirs: String,
     },
     /// Reading the root filesystem failed.
-    #[error("reading {path} in the base's root filesystem: {source}")]
+    #[error("reading {path} in the base's root filesystem")]
     Read {
         /// The path.
         path: String,
@@ -79,7 +79,7 @@ pub enum CardError {
         source: crate::fs::ext4::superblock::Ext4Error,
     },
     /// The bootloader image is not valid or its configuration does not fit.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Image {
         /// The path in the base.
         path: String,
@@ -88,7 +88,7 @@ pub enum CardError {
         source: EepromError,
     },
     /// Building the FAT volume failed.
-    #[error("building the card's FAT volume: {0}")]
+    #[error("building the card's FAT volume")]
     Fat(#[from] crate::fs::fat::FatError),
 }
 

@@ -9,7 +9,7 @@ use crate::output::bmap::parse::BmapParseError;
 #[derive(Debug, thiserror::Error)]
 pub enum FlashError {
     /// Reading the image failed.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Image {
         /// What was being done.
         what: &'static str,
@@ -20,7 +20,7 @@ pub enum FlashError {
         source: io::Error,
     },
     /// The image's format is refused.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Format {
         /// The image file.
         path: PathBuf,
@@ -29,7 +29,7 @@ pub enum FlashError {
         source: crate::io::sniff::UnsupportedFormat,
     },
     /// The `.bmap` could not be read or is invalid.
-    #[error("block map {}: {source}", path.display())]
+    #[error("block map {}", path.display())]
     Bmap {
         /// The `.bmap` file.
         path: PathBuf,
@@ -38,7 +38,7 @@ pub enum FlashError {
         source: BmapParseError,
     },
     /// Reading the `.bmap` failed.
-    #[error("reading block map {}: {source}", path.display())]
+    #[error("reading block map {}", path.display())]
     BmapRead {
         /// The `.bmap` file.
         path: PathBuf,
@@ -88,7 +88,7 @@ pub enum FlashError {
         target: PathBuf,
     },
     /// Opening, writing, syncing or reading back the target failed.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Target {
         /// What was being done.
         what: &'static str,
@@ -99,7 +99,7 @@ pub enum FlashError {
         source: io::Error,
     },
     /// A sysfs or procfs file could not be read.
-    #[error("reading {}: {source}", path.display())]
+    #[error("reading {}", path.display())]
     Sysfs {
         /// The file.
         path: PathBuf,
@@ -189,7 +189,7 @@ pub enum FlashError {
     #[error("{0}")]
     NotConfirmed(String),
     /// The flash log or output directory could not be read or written.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Log {
         /// What was being done.
         what: &'static str,

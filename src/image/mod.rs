@@ -24,7 +24,7 @@ use os::OsInfo;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The image could not be opened.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         /// The image.
         path: PathBuf,
@@ -38,7 +38,7 @@ pub enum ImageError {
     #[error(transparent)]
     Partition(#[from] PartitionError),
     /// The FAT partition is unreadable.
-    #[error("partition {partition} (FAT): {source}")]
+    #[error("partition {partition} (FAT)")]
     Fat {
         /// Partition number.
         partition: u32,
@@ -46,7 +46,7 @@ pub enum ImageError {
         source: FatError,
     },
     /// The ext4 partition is unreadable.
-    #[error("partition {partition} (ext4): {source}")]
+    #[error("partition {partition} (ext4)")]
     Ext4 {
         /// Partition number.
         partition: u32,
@@ -54,7 +54,7 @@ pub enum ImageError {
         source: Ext4Error,
     },
     /// Reading a partition failed.
-    #[error("reading partition {partition}: {source}")]
+    #[error("reading partition {partition}")]
     Io {
         /// Partition number.
         partition: u32,

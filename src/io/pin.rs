@@ -83,7 +83,7 @@ pub enum PinError {
         what: Vec<&'static str>,
     },
     /// It could not be examined.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -69,7 +69,7 @@ pub enum NetbootError {
         what: &'static str,
     },
     /// The boot partition could not be read.
-    #[error("node {node}: boot partition {partition} (FAT): {source}")]
+    #[error("node {node}: boot partition {partition} (FAT)")]
     Boot {
         /// The node.
         node: String,
@@ -80,7 +80,7 @@ pub enum NetbootError {
         source: FatError,
     },
     /// The root partition could not be read.
-    #[error("node {node}: root partition {partition} (ext4): {source}")]
+    #[error("node {node}: root partition {partition} (ext4)")]
     Root {
         /// The node.
         node: String,
@@ -91,7 +91,7 @@ pub enum NetbootError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The NFS-root edits could not be applied.
-    #[error("node {node}: editing the root for NFS: {source}")]
+    #[error("node {node}: editing the root for NFS")]
     Edit {
         /// The node.
         node: String,
@@ -100,7 +100,7 @@ pub enum NetbootError {
         source: Box<NodeError>,
     },
     /// An output file could not be written.
-    #[error("node {node}: {source}")]
+    #[error("node {node}")]
     Output {
         /// The node.
         node: String,
@@ -109,7 +109,7 @@ pub enum NetbootError {
         source: OutputError,
     },
     /// A file or directory could not be written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The path.
         path: PathBuf,

@@ -484,7 +484,7 @@ impl ChunkCache {
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         let cache_err = |e: crate::disk::source::SourceError| {
-            OutputError::Cache(std::io::Error::other(e.to_string()))
+            OutputError::Cache(std::io::Error::other(crate::error::chain(&e)))
         };
         let mut tmp = crate::disk::source::cache::new_partial(dir).map_err(cache_err)?;
         let data_len = self.cached_bytes();

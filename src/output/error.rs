@@ -10,7 +10,7 @@ use crate::io::sniff::Compression;
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     /// A file operation failed.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     File {
         /// What was being done ("creating", "writing", "renaming into", ...).
         what: &'static str,
@@ -21,7 +21,7 @@ pub enum OutputError {
         source: io::Error,
     },
     /// Reading the image (base or overlay) failed.
-    #[error("reading the image at byte {offset}: {source}")]
+    #[error("reading the image at byte {offset}")]
     Read {
         /// Byte offset in the image.
         offset: u64,
@@ -30,7 +30,7 @@ pub enum OutputError {
         source: io::Error,
     },
     /// A compressor failed.
-    #[error("compressing the image bytes at offset {offset} to {format}: {source}")]
+    #[error("compressing the image bytes at offset {offset} to {format}")]
     Compress {
         /// The output format.
         format: Compression,
@@ -41,7 +41,7 @@ pub enum OutputError {
         source: io::Error,
     },
     /// The cache of compressed base chunks failed (its temporary file).
-    #[error("the cache of compressed base chunks: {0}")]
+    #[error("the cache of compressed base chunks")]
     Cache(#[source] io::Error),
     /// A node image is not the size of its base.
     #[error("the node image is {node} bytes but its base is {base} bytes")]
@@ -52,11 +52,11 @@ pub enum OutputError {
         base: u64,
     },
     /// Reading the partition table or filesystem metadata for the bmap failed.
-    #[error("reading the image to map it for its bmap: {0}")]
+    #[error("reading the image to map it for its bmap")]
     Bmap(#[source] io::Error),
     /// The build was cancelled (Ctrl-C); see [`crate::cancel`].
-    #[error("{0}")]
-    Interrupted(#[source] io::Error),
+    #[error(transparent)]
+    Interrupted(io::Error),
     /// The options are inconsistent.
     #[error("invalid output options: {0}")]
     Invalid(String),

@@ -22,7 +22,7 @@ use crate::ops::{FileOp, Owner, Part, apply_text_edit};
 
 /// Why an operation failed; names the operation's index, partition and path.
 #[derive(Debug, thiserror::Error)]
-#[error("operation {index} ({part}:{path}): {kind}")]
+#[error("operation {index} ({part}:{path})")]
 pub struct ApplyError {
     /// Index of the operation in the node's list.
     pub index: usize,
@@ -31,6 +31,7 @@ pub struct ApplyError {
     /// Path as given.
     pub path: String,
     /// What went wrong.
+    #[source]
     pub kind: ApplyErrorKind,
 }
 
@@ -38,13 +39,13 @@ pub struct ApplyError {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyErrorKind {
     /// Path resolution failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Path(#[from] PathError),
     /// The ext4 writer failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Root(#[from] RootFsError),
     /// The FAT writer failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Boot(#[from] FatError),
     /// A text edit could not be applied.
     #[error("cannot edit: {0}")]
@@ -73,7 +74,7 @@ impl SymlinkLookup for Links<'_> {
         match self.0.lookup(path) {
             Ok(Some(meta)) if meta.kind == FileKind::Symlink => Ok(meta.symlink_target),
             Ok(_) => Ok(None),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(crate::error::chain(&e)),
         }
     }
 }

@@ -31,10 +31,10 @@ pub enum GrowError {
     #[error("output.size: {0}")]
     Size(String),
     /// Reading or writing the disk failed.
-    #[error("growing the image: {0}")]
+    #[error("growing the image")]
     Io(#[from] std::io::Error),
     /// The root filesystem could not be grown.
-    #[error("growing the root filesystem (partition {partition}): {source}")]
+    #[error("growing the root filesystem (partition {partition})")]
     Ext4 {
         /// Partition number.
         partition: u32,

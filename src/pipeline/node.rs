@@ -27,7 +27,7 @@ pub enum NodeError {
     #[error("the image has no {0} partition")]
     Missing(&'static str),
     /// Reading the disk failed.
-    #[error("reading partition {partition}: {source}")]
+    #[error("reading partition {partition}")]
     Io {
         /// Partition number.
         partition: u32,
@@ -36,7 +36,7 @@ pub enum NodeError {
         source: std::io::Error,
     },
     /// The root filesystem could not be opened or finished.
-    #[error("root partition (p{partition}, ext4): {source}")]
+    #[error("root partition (p{partition}, ext4)")]
     Root {
         /// Partition number.
         partition: u32,
@@ -45,7 +45,7 @@ pub enum NodeError {
         source: RootFsError,
     },
     /// The boot filesystem could not be opened or finished.
-    #[error("boot partition (p{partition}, FAT): {source}")]
+    #[error("boot partition (p{partition}, FAT)")]
     Boot {
         /// Partition number.
         partition: u32,
@@ -54,7 +54,7 @@ pub enum NodeError {
         source: FatError,
     },
     /// An operation failed.
-    #[error("{partition_name} partition (p{partition}): {source}")]
+    #[error("{partition_name} partition (p{partition})")]
     Apply {
         /// `root` or `boot`.
         partition_name: Part,

@@ -72,7 +72,7 @@ fn ids(table: &str) -> Vec<(String, u32)> {
 
 /// Reading the base image's root failed.
 #[derive(Debug, thiserror::Error)]
-#[error("reading the base image's root filesystem: {0}")]
+#[error("reading the base image's root filesystem")]
 pub struct ProfileError(#[from] crate::fs::ext4::Ext4Error);
 
 fn skel(

@@ -296,8 +296,8 @@ fn a_failing_operation_fails_the_node_and_names_it() {
         ),
     );
     let err = apply_node(&disk, &layout, &ops, EPOCH)
-        .unwrap_err()
-        .to_string();
+        .map_err(|e| piimage::error::chain(&e))
+        .unwrap_err();
     assert!(
         err.contains("operation 3") && err.contains("/etc/no-such-file"),
         "{err}"
@@ -311,8 +311,8 @@ fn a_failing_operation_fails_the_node_and_names_it() {
     let disk = Arc::new(CowDisk::new(base));
     let ops = vec![w(Part::Root, "/usr/../../etc/x", b"x", 0o644, 0, 0)];
     let err = apply_node(&disk, &layout, &ops, EPOCH)
-        .unwrap_err()
-        .to_string();
+        .map_err(|e| piimage::error::chain(&e))
+        .unwrap_err();
     assert!(err.contains("escapes above the image's root"), "{err}");
 }
 
@@ -325,8 +325,8 @@ fn filling_the_root_gives_a_clear_out_of_space_error() {
     let huge = vec![1u8; 400 << 20];
     let ops = vec![w(Part::Root, "/var/huge.bin", &huge, 0o644, 0, 0)];
     let err = apply_node(&disk, &layout, &ops, EPOCH)
-        .unwrap_err()
-        .to_string();
+        .map_err(|e| piimage::error::chain(&e))
+        .unwrap_err();
     assert!(
         err.contains("not enough space") && err.contains("MiB more"),
         "{err}"

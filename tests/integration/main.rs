@@ -7,6 +7,7 @@ mod configs;
 mod demo;
 mod eeprom;
 mod engine;
+mod errors;
 mod ext4_grow;
 mod ext4_write;
 mod fat_write;

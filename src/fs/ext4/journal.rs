@@ -108,7 +108,7 @@ impl JournalSuperblock {
 #[derive(Debug, thiserror::Error)]
 pub enum JournalReadError {
     /// Reading the partition failed.
-    #[error("reading the journal: {0}")]
+    #[error("reading the journal")]
     Io(#[from] std::io::Error),
     /// A structure on the way to the journal is malformed.
     #[error("the journal cannot be located: {0}")]

@@ -263,7 +263,7 @@ pub enum RootFsError {
         why: String,
     },
     /// The backend failed.
-    #[error("{op} {path}: ext4 writer error: {source}")]
+    #[error("{op} {path}: ext4 writer error")]
     Backend {
         /// The operation.
         op: &'static str,

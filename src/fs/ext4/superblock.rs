@@ -38,7 +38,7 @@ pub enum Ext4Error {
     #[error("corrupt ext4 superblock: {0}")]
     Corrupt(String),
     /// Reading failed.
-    #[error("reading the ext4 filesystem: {0}")]
+    #[error("reading the ext4 filesystem")]
     Io(#[from] std::io::Error),
     /// Growing is refused: the filesystem uses a feature or layout the grower does not handle.
     #[error("cannot grow the ext4 filesystem: it uses `{feature}`, which piimage does not handle")]

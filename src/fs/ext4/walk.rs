@@ -115,7 +115,7 @@ pub enum WalkError {
         path: String,
     },
     /// The visitor failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Visit(#[from] std::io::Error),
 }
 

@@ -10,7 +10,7 @@ pub enum FatError {
     #[error("not a FAT filesystem: {0}")]
     NotFat(&'static str),
     /// Reading failed.
-    #[error("reading the FAT filesystem: {0}")]
+    #[error("reading the FAT filesystem")]
     Io(#[from] std::io::Error),
     /// The allocation table is damaged (a chain loops, is cross-linked or leaves the volume).
     #[error("the FAT boot filesystem is damaged: {0}; run `fsck.fat` on the partition first")]

@@ -21,7 +21,8 @@ pub fn map_image(disk: &dyn Storage) -> std::io::Result<BlockMap> {
         Err(e) => {
             // No table, or one piimage cannot decode: every byte may matter.
             let mut map = BlockMap::from_byte_ranges(len, &[(0, len)]);
-            map.notes.push(format!("image mapped whole: {e}"));
+            map.notes
+                .push(format!("image mapped whole: {}", crate::error::chain(&e)));
             return Ok(map);
         }
     };
@@ -64,7 +65,7 @@ impl From<Ext4Error> for Unreadable {
     fn from(e: Ext4Error) -> Self {
         match e {
             Ext4Error::Io(e) => Self::Io(e),
-            e => Self::Fs(e.to_string()),
+            e => Self::Fs(crate::error::chain(&e)),
         }
     }
 }
@@ -73,7 +74,7 @@ impl From<FatError> for Unreadable {
     fn from(e: FatError) -> Self {
         match e {
             FatError::Io(e) => Self::Io(e),
-            e => Self::Fs(e.to_string()),
+            e => Self::Fs(crate::error::chain(&e)),
         }
     }
 }
