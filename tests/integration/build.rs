@@ -1,12 +1,11 @@
 //! `piimage build` end to end on the fixtures, checked with the real tools.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use xtask::fixtures::{self, Fixture, Format};
 
 use crate::support::{
-    debugfs, debugfs_exists, e2fsck_clean, fsck_fat_clean, mtype, run, run_ok, sh,
+    Piimage, debugfs, debugfs_exists, e2fsck_clean, fsck_fat_clean, mtype, run, run_ok, sh,
 };
 
 fn repo() -> PathBuf {
@@ -14,17 +13,13 @@ fn repo() -> PathBuf {
 }
 
 fn piimage(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let cache = tempfile::tempdir().unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_piimage"));
-    c.args(args)
-        .arg("--quiet")
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .current_dir(repo());
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    Piimage::new()
+        .args(args)
+        .quiet()
+        .private_cache()
+        .current_dir(repo())
+        .envs(envs)
+        .run()
 }
 
 fn build_ok(args: &[&str], envs: &[(&str, &str)]) {
@@ -60,7 +55,7 @@ fn seeded(name: &str, extends: &str) -> PathBuf {
 
 #[test]
 fn worker_recipe_on_bookworm() {
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
     let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
     let recipe = seeded("worker", "worker.yaml");
     let o = out.path().to_str().unwrap();
@@ -137,7 +132,7 @@ fn worker_recipe_on_bookworm() {
         .contains("Fast link dest: \"/etc/systemd/system/k3s-install.service\"")
     );
     // The baked host key is the one in known_hosts, and sshd accepts the config with it.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let key = dir.path().join("hostkey");
     debugfs(
         &img,
@@ -272,7 +267,7 @@ fn worker_recipe_on_bookworm() {
     std::fs::remove_file(&dest).unwrap();
 
     // Same seed, same recipe, same base: byte-identical outputs.
-    let again = tempfile::tempdir().unwrap();
+    let again = crate::support::tmp();
     let args2 = [
         "build",
         recipe.to_str().unwrap(),
@@ -298,7 +293,7 @@ fn worker_recipe_on_bookworm() {
 
 #[test]
 fn ubuntu_worker_bakes_and_seeds_cloud_init() {
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
     let base = fixtures::fixture_path(Fixture::Ubuntu2404, Format::Zst).unwrap();
     let o = out.path().to_str().unwrap();
     build_ok(
@@ -322,7 +317,7 @@ fn ubuntu_worker_bakes_and_seeds_cloud_init() {
     let (boot, root) = (info.boot.offset(), info.root.offset());
     e2fsck_clean(&img, root);
     fsck_fat_clean(&img, boot, info.boot.size());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     // The seed on system-boot passes cloud-init's schema and has a per-node instance id.
     let ud = dir.path().join("user-data");
     std::fs::write(&ud, mtype(&img, boot, "/user-data")).unwrap();
@@ -360,8 +355,8 @@ fn ubuntu_worker_bakes_and_seeds_cloud_init() {
 
 #[test]
 fn a_broken_recipe_builds_nothing() {
-    let out = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
+    let dir = crate::support::tmp();
     let r = dir.path().join("bad.yaml");
     std::fs::write(&r, "cluster: { name: lab }\nbase: { path: nope.img }\nnodes:\n  - name: n1\n    adress: 10.0.0.1\n").unwrap();
     let o = piimage(
@@ -426,7 +421,7 @@ fn every_section_on_every_fixture() {
     let recipe = repo().join("tests/fixtures/recipes/all-sections.yaml");
     for fixture in Fixture::ALL {
         let info = fixtures::info(fixture);
-        let out = tempfile::tempdir().unwrap();
+        let out = crate::support::tmp();
         let base = fixtures::fixture_path(fixture, Format::Raw).unwrap();
         build_ok(
             &[
@@ -626,11 +621,12 @@ fn every_section_on_every_fixture() {
 #[test]
 fn ctrl_c_stops_the_build_and_removes_partial_outputs() {
     use std::time::{Duration, Instant};
-    let out = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
+    let cache = crate::support::tmp();
     let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
     // All eight workers as .img.xz: long enough to be caught while writing.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let mut child = pi
         .args(["build", "recipes/worker.yaml", "--quiet", "--jobs", "1"])
         .arg("--base")
         .arg(&base)
@@ -681,8 +677,8 @@ fn ctrl_c_stops_the_build_and_removes_partial_outputs() {
 /// e2fsck, fsck.fat and debugfs.
 #[test]
 fn output_size_grows_the_image_and_the_root_filesystem() {
-    let out = tempfile::tempdir().unwrap();
-    let big = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
+    let big = crate::support::tmp();
     // 200 MiB: more than the fixture's root has free (about 160 MiB).
     sh(
         big.path(),
@@ -789,7 +785,7 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
     );
 
     // A grown build is as reproducible as any other.
-    let again = tempfile::tempdir().unwrap();
+    let again = crate::support::tmp();
     let mut args2 = args;
     args2[5] = again.path().to_str().unwrap();
     build_ok(&args2, &[("PIIMAGE_TEST_SEED", "grow")]);
@@ -812,7 +808,7 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
             format!("extends: ../recipes/worker.yaml\noutput: {{ size: {size} }}\n"),
         )
         .unwrap();
-        let out2 = tempfile::tempdir().unwrap();
+        let out2 = crate::support::tmp();
         let r = piimage(
             &[
                 "build",
@@ -847,7 +843,7 @@ fn issue9_firstboot_disarmed_and_growth_kept() {
         let ubuntu = fixture == Fixture::Ubuntu2404;
         let base = fixtures::fixture_path(fixture, Format::Raw).unwrap();
         for grow in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = crate::support::tmp();
             let recipe = dir.path().join("r.yaml");
             std::fs::write(
                 &recipe,
