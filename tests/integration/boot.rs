@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use xtask::bootable::{Bootable, Flavour};
 
+use crate::support::Piimage;
 use crate::support::{e2fsck_clean, run_ok, sh};
 use vm::{Reached, Ssh, Vm, boot_files, free_port, wait_for_ssh};
 
@@ -391,7 +392,7 @@ fn first_boot(flavour: Flavour) {
     let Some(b) = base(flavour) else { return };
     let c = case(flavour);
     let name = flavour.name();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let work = tmp.path();
     // The login key, and the recipe.
     let key = work.join("id_ed25519");
@@ -414,7 +415,8 @@ fn first_boot(flavour: Flavour) {
     std::fs::create_dir(&build).unwrap();
     std::fs::write(build.join("boot.yaml"), recipe(&c, pubkey.trim())).unwrap();
     let cache = work.join("cache");
-    let out = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let out = pi
         .current_dir(&build)
         .args(["build", "boot.yaml", "--quiet", "--base"])
         .arg(&b.image)

@@ -1,12 +1,11 @@
 //! `piimage build` end to end on the fixtures, checked with the real tools.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use xtask::fixtures::{self, Fixture, Format};
 
 use crate::support::{
-    debugfs, debugfs_exists, e2fsck_clean, fsck_fat_clean, mtype, run, run_ok, sh,
+    Piimage, debugfs, debugfs_exists, e2fsck_clean, fsck_fat_clean, mtype, run, run_ok, sh,
 };
 
 fn repo() -> PathBuf {
@@ -14,17 +13,13 @@ fn repo() -> PathBuf {
 }
 
 fn piimage(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
-    let cache = tempfile::tempdir().unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_piimage"));
-    c.args(args)
-        .arg("--quiet")
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .current_dir(repo());
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    Piimage::new()
+        .args(args)
+        .quiet()
+        .private_cache()
+        .current_dir(repo())
+        .envs(envs)
+        .run()
 }
 
 fn build_ok(args: &[&str], envs: &[(&str, &str)]) {
@@ -58,31 +53,72 @@ fn seeded(name: &str, extends: &str) -> PathBuf {
     p
 }
 
+/// The worker recipe built on bookworm for worker-01 and worker-02, twice with the same seed;
+/// built once and shared by the `worker_bookworm_*` tests, which only read it.
+struct WorkerBuild {
+    /// The first build's output directory.
+    out: PathBuf,
+    /// The second build's output directory.
+    again: PathBuf,
+    /// worker-01's image, decompressed outside `out`.
+    img: PathBuf,
+    info: xtask::fixtures::FixtureInfo,
+}
+
+fn worker_build() -> &'static WorkerBuild {
+    static BUILD: std::sync::OnceLock<WorkerBuild> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        // Under cargo's per-target scratch directory, made anew by each test run.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("build-worker-bookworm");
+        std::fs::remove_dir_all(&dir).ok();
+        let (out, again, raw) = (dir.join("out"), dir.join("again"), dir.join("raw"));
+        for d in [&out, &again, &raw] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
+        let recipe = seeded("worker", "worker.yaml");
+        for o in [&out, &again] {
+            let args = [
+                "build",
+                recipe.to_str().unwrap(),
+                "--base",
+                base.to_str().unwrap(),
+                "--out",
+                o.to_str().unwrap(),
+                "--node",
+                "worker-01",
+                "--node",
+                "worker-02",
+            ];
+            build_ok(&args, &[("PIIMAGE_TEST_SEED", "s3cret")]);
+        }
+        std::fs::remove_file(&recipe).ok();
+        let img = raw.join("pico-worker-01.img");
+        sh(
+            &raw,
+            &format!(
+                "xz -dkc '{}' > '{}'",
+                out.join("pico-worker-01.img.xz").display(),
+                img.display()
+            ),
+        );
+        WorkerBuild {
+            out,
+            again,
+            img,
+            info: fixtures::info(Fixture::RaspiosBookworm),
+        }
+    })
+}
+
 #[test]
-fn worker_recipe_on_bookworm() {
-    let out = tempfile::tempdir().unwrap();
-    let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
-    let recipe = seeded("worker", "worker.yaml");
-    let o = out.path().to_str().unwrap();
-    let args = [
-        "build",
-        recipe.to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-        "--out",
-        o,
-        "--node",
-        "worker-01",
-        "--node",
-        "worker-02",
-    ];
-    build_ok(&args, &[("PIIMAGE_TEST_SEED", "s3cret")]);
-    let info = fixtures::info(Fixture::RaspiosBookworm);
-    let img = unxz(&out.path().join("pico-worker-01.img.xz"));
+fn worker_bookworm_filesystems_are_clean_and_name_the_node() {
+    let w = worker_build();
+    let (img, info) = (&w.img, &w.info);
     let (boot, root) = (info.boot.offset(), info.root.offset());
-    e2fsck_clean(&img, root);
-    fsck_fat_clean(&img, boot, info.boot.size());
-    let cat = |p: &str| debugfs(&img, root, &format!("cat {p}"));
+    e2fsck_clean(img, root);
+    fsck_fat_clean(img, boot, info.boot.size());
+    let cat = |p: &str| debugfs(img, root, &format!("cat {p}"));
     assert_eq!(cat("/etc/hostname"), "worker-01\n");
     let hosts = cat("/etc/hosts");
     for n in ["gw", "worker-01", "worker-08"] {
@@ -95,6 +131,14 @@ fn worker_recipe_on_bookworm() {
         hosts.contains("127.0.1.1\tworker-01.pico.lan worker-01\n"),
         "{hosts}"
     );
+}
+
+#[test]
+fn worker_bookworm_pi_became_admin_with_the_shipped_key() {
+    let w = worker_build();
+    let (img, info) = (&w.img, &w.info);
+    let root = info.root.offset();
+    let cat = |p: &str| debugfs(img, root, &format!("cat {p}"));
     // The default user pi became admin (uid 1000), with the shipped key; pi is gone.
     let passwd = cat("/etc/passwd");
     assert!(passwd.contains("\nadmin:x:1000:1000:"), "{passwd}");
@@ -102,25 +146,32 @@ fn worker_recipe_on_bookworm() {
     let keys = cat("/home/admin/.ssh/authorized_keys");
     let shipped = std::fs::read_to_string(repo().join("recipes/keys/admin.pub")).unwrap();
     assert_eq!(keys.trim(), shipped.trim());
-    let st = debugfs(&img, root, "stat /home/admin/.ssh/authorized_keys");
+    let st = debugfs(img, root, "stat /home/admin/.ssh/authorized_keys");
     assert!(
         st.contains("Mode:  0600") && st.contains("User:  1000"),
         "{st}"
     );
+}
+
+#[test]
+fn worker_bookworm_disarms_the_wizard_and_enables_the_units() {
+    let w = worker_build();
+    let (img, info) = (&w.img, &w.info);
+    let root = info.root.offset();
     // The first-boot user wizard is disarmed, sshd enabled with the baked key kept.
     assert!(!debugfs_exists(
-        &img,
+        img,
         root,
         "/etc/systemd/system/multi-user.target.wants/userconfig.service"
     ));
     assert!(!debugfs_exists(
-        &img,
+        img,
         root,
         "/etc/systemd/system/multi-user.target.wants/regenerate_ssh_host_keys.service"
     ));
     assert!(
         debugfs(
-            &img,
+            img,
             root,
             "stat /etc/systemd/system/multi-user.target.wants/ssh.service"
         )
@@ -130,17 +181,25 @@ fn worker_recipe_on_bookworm() {
     // ships k3s-install.service in /etc/systemd/system, wanted by multi-user.target.
     assert!(
         debugfs(
-            &img,
+            img,
             root,
             "stat /etc/systemd/system/multi-user.target.wants/k3s-install.service"
         )
         .contains("Fast link dest: \"/etc/systemd/system/k3s-install.service\"")
     );
+}
+
+#[test]
+fn worker_bookworm_host_key_is_in_known_hosts_and_sshd_accepts_it() {
+    let w = worker_build();
+    let (img, info, out) = (&w.img, &w.info, &w.out);
+    let root = info.root.offset();
+    let cat = |p: &str| debugfs(img, root, &format!("cat {p}"));
     // The baked host key is the one in known_hosts, and sshd accepts the config with it.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let key = dir.path().join("hostkey");
     debugfs(
-        &img,
+        img,
         root,
         &format!("dump /etc/ssh/ssh_host_ed25519_key {}", key.display()),
     );
@@ -151,7 +210,7 @@ fn worker_recipe_on_bookworm() {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    let kh = std::fs::read_to_string(out.path().join("known_hosts")).unwrap();
+    let kh = std::fs::read_to_string(out.join("known_hosts")).unwrap();
     assert!(
         kh.contains(&format!(
             "worker-01,worker-01.pico.lan,10.42.0.11 {}",
@@ -174,9 +233,17 @@ fn worker_recipe_on_bookworm() {
     .unwrap();
     std::fs::create_dir_all("/run/sshd").ok();
     run_ok("sshd", &["-t", "-f", conf.to_str().unwrap()]);
+}
+
+#[test]
+fn worker_bookworm_network_boot_settings_and_disk_id() {
+    let w = worker_build();
+    let (img, info) = (&w.img, &w.info);
+    let (boot, root) = (info.boot.offset(), info.root.offset());
+    let cat = |p: &str| debugfs(img, root, &format!("cat {p}"));
     // NetworkManager keyfile, 0600 root.
     let nm = debugfs(
-        &img,
+        img,
         root,
         "stat /etc/NetworkManager/system-connections/eth0.nmconnection",
     );
@@ -190,7 +257,7 @@ fn worker_recipe_on_bookworm() {
     );
     // Boot settings, k3s overlay rendered, the NFS mount.
     // issue 9: the k3s line keeps both cgroup_enable= tokens (read back with mtools).
-    let cmdline = String::from_utf8(mtype(&img, boot, "/cmdline.txt")).unwrap();
+    let cmdline = String::from_utf8(mtype(img, boot, "/cmdline.txt")).unwrap();
     assert!(
         cmdline
             .trim_end()
@@ -229,32 +296,45 @@ fn worker_recipe_on_bookworm() {
     );
     assert!(
         debugfs(
-            &img,
+            img,
             root,
             "stat /etc/systemd/system/multi-user.target.wants/piimage-grow-root.service"
         )
         .contains("Fast link dest: \"/etc/systemd/system/piimage-grow-root.service\"")
     );
+}
+
+#[test]
+fn worker_bookworm_sums_bmap_and_imager_manifest() {
+    let w = worker_build();
+    let (info, out) = (&w.info, &w.out);
+    let root = info.root.offset();
     // SHA256SUMS verifies; the bmap is accepted by bmaptool.
-    sh(out.path(), "sha256sum -c --quiet SHA256SUMS");
-    let dest = out.path().join("copy.img");
+    sh(out, "sha256sum -c --quiet SHA256SUMS");
+    let copy = crate::support::tmp();
+    let dest = copy.path().join("copy.img");
     run_ok(
         "bmaptool",
         &[
             "copy",
             "--bmap",
-            out.path().join("pico-worker-01.img.bmap").to_str().unwrap(),
-            out.path().join("pico-worker-01.img.xz").to_str().unwrap(),
+            out.as_path()
+                .join("pico-worker-01.img.bmap")
+                .to_str()
+                .unwrap(),
+            out.as_path()
+                .join("pico-worker-01.img.xz")
+                .to_str()
+                .unwrap(),
             dest.to_str().unwrap(),
         ],
     );
     e2fsck_clean(&dest, root);
 
     // The Raspberry Pi Imager manifest lists both images as already customised.
-    let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.path().join("pico.rpi-imager-manifest")).unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("pico.rpi-imager-manifest")).unwrap())
+            .unwrap();
     let list = m["os_list"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     for e in list {
@@ -262,7 +342,7 @@ fn worker_recipe_on_bookworm() {
         // A relative reference: the file next to the manifest (no path of this machine).
         let url = e["url"].as_str().unwrap();
         assert!(!url.contains('/') && !url.contains(':'), "{url}");
-        let path = out.path().join(url);
+        let path = out.join(url);
         assert!(path.is_file(), "{url}");
         assert_eq!(
             e["image_download_size"],
@@ -270,35 +350,19 @@ fn worker_recipe_on_bookworm() {
         );
     }
     std::fs::remove_file(&dest).unwrap();
+}
 
+#[test]
+fn worker_bookworm_same_seed_builds_byte_identical_outputs() {
+    let w = worker_build();
     // Same seed, same recipe, same base: byte-identical outputs.
-    let again = tempfile::tempdir().unwrap();
-    let args2 = [
-        "build",
-        recipe.to_str().unwrap(),
-        "--base",
-        base.to_str().unwrap(),
-        "--out",
-        again.path().to_str().unwrap(),
-        "--node",
-        "worker-01",
-        "--node",
-        "worker-02",
-    ];
-    build_ok(&args2, &[("PIIMAGE_TEST_SEED", "s3cret")]);
-    // Every file, cluster files and records included, whatever the directory's name (the
-    // image this test decompressed aside).
-    std::fs::remove_file(&img).unwrap();
-    assert_eq!(
-        crate::support::tree(out.path()),
-        crate::support::tree(again.path())
-    );
-    std::fs::remove_file(&recipe).ok();
+    // Every file, cluster files and records included, whatever the directory's name.
+    assert_eq!(crate::support::tree(&w.out), crate::support::tree(&w.again));
 }
 
 #[test]
 fn ubuntu_worker_bakes_and_seeds_cloud_init() {
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
     let base = fixtures::fixture_path(Fixture::Ubuntu2404, Format::Zst).unwrap();
     let o = out.path().to_str().unwrap();
     build_ok(
@@ -322,7 +386,7 @@ fn ubuntu_worker_bakes_and_seeds_cloud_init() {
     let (boot, root) = (info.boot.offset(), info.root.offset());
     e2fsck_clean(&img, root);
     fsck_fat_clean(&img, boot, info.boot.size());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     // The seed on system-boot passes cloud-init's schema and has a per-node instance id.
     let ud = dir.path().join("user-data");
     std::fs::write(&ud, mtype(&img, boot, "/user-data")).unwrap();
@@ -360,8 +424,8 @@ fn ubuntu_worker_bakes_and_seeds_cloud_init() {
 
 #[test]
 fn a_broken_recipe_builds_nothing() {
-    let out = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
+    let dir = crate::support::tmp();
     let r = dir.path().join("bad.yaml");
     std::fs::write(&r, "cluster: { name: lab }\nbase: { path: nope.img }\nnodes:\n  - name: n1\n    adress: 10.0.0.1\n").unwrap();
     let o = piimage(
@@ -426,7 +490,7 @@ fn every_section_on_every_fixture() {
     let recipe = repo().join("tests/fixtures/recipes/all-sections.yaml");
     for fixture in Fixture::ALL {
         let info = fixtures::info(fixture);
-        let out = tempfile::tempdir().unwrap();
+        let out = crate::support::tmp();
         let base = fixtures::fixture_path(fixture, Format::Raw).unwrap();
         build_ok(
             &[
@@ -626,11 +690,12 @@ fn every_section_on_every_fixture() {
 #[test]
 fn ctrl_c_stops_the_build_and_removes_partial_outputs() {
     use std::time::{Duration, Instant};
-    let out = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
+    let cache = crate::support::tmp();
     let base = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Xz).unwrap();
     // All eight workers as .img.xz: long enough to be caught while writing.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let mut child = pi
         .args(["build", "recipes/worker.yaml", "--quiet", "--jobs", "1"])
         .arg("--base")
         .arg(&base)
@@ -681,8 +746,8 @@ fn ctrl_c_stops_the_build_and_removes_partial_outputs() {
 /// e2fsck, fsck.fat and debugfs.
 #[test]
 fn output_size_grows_the_image_and_the_root_filesystem() {
-    let out = tempfile::tempdir().unwrap();
-    let big = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
+    let big = crate::support::tmp();
     // 200 MiB: more than the fixture's root has free (about 160 MiB).
     sh(
         big.path(),
@@ -789,7 +854,7 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
     );
 
     // A grown build is as reproducible as any other.
-    let again = tempfile::tempdir().unwrap();
+    let again = crate::support::tmp();
     let mut args2 = args;
     args2[5] = again.path().to_str().unwrap();
     build_ok(&args2, &[("PIIMAGE_TEST_SEED", "grow")]);
@@ -812,7 +877,7 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
             format!("extends: ../recipes/worker.yaml\noutput: {{ size: {size} }}\n"),
         )
         .unwrap();
-        let out2 = tempfile::tempdir().unwrap();
+        let out2 = crate::support::tmp();
         let r = piimage(
             &[
                 "build",
@@ -847,7 +912,7 @@ fn issue9_firstboot_disarmed_and_growth_kept() {
         let ubuntu = fixture == Fixture::Ubuntu2404;
         let base = fixtures::fixture_path(fixture, Format::Raw).unwrap();
         for grow in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = crate::support::tmp();
             let recipe = dir.path().join("r.yaml");
             std::fs::write(
                 &recipe,

@@ -8,12 +8,14 @@ use std::process::{Command, Output};
 
 use xtask::fixtures::{self, Fixture, Format};
 
-use crate::support::{run, run_ok};
+use crate::support::run_ok;
+use crate::support::{Piimage, stderr, stdout};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The binary's path, for the shell scripts that run it.
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_piimage")
 }
@@ -25,25 +27,12 @@ fn raw_base() -> PathBuf {
 
 /// Runs piimage in `cwd` with a private cache and `envs`.
 fn piimage(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let cache = tempfile::tempdir().unwrap();
-    let mut c = Command::new(bin());
-    c.args(args)
-        .arg("--cache-dir")
-        .arg(cache.path())
+    Piimage::new()
+        .args(args)
+        .private_cache()
         .current_dir(cwd)
-        .env_remove("NO_COLOR");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+        .envs(envs)
+        .run()
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -58,7 +47,7 @@ fn ok(out: &Output, what: &str) -> String {
 
 /// Python reads `text` as JSON and prints `expr` of it (`j` is the object).
 fn py_json(text: &str, expr: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let f = dir.path().join("out.json");
     std::fs::write(&f, text).unwrap();
     let script = format!("import json,sys; j=json.load(open(sys.argv[1])); print(({expr}))");
@@ -97,7 +86,7 @@ fn issue10_bash_loads_the_completion() {
         );
     }
     for shell in ["zsh", "fish", "elvish", "powershell"] {
-        let out = run(bin(), &["completions", shell]);
+        let out = Piimage::new().args(["completions", shell]).run();
         assert!(out.status.success(), "{shell}");
         assert!(stdout(&out).contains("piimage"), "{shell}");
     }
@@ -124,12 +113,12 @@ fn man_renders(page: &Path) -> String {
 
 #[test]
 fn issue10_man_page_renders_and_lists_every_subcommand() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let page = dir.path().join("piimage.1");
-    let out = run(bin(), &["man"]);
+    let out = Piimage::new().args(["man"]).run();
     std::fs::write(&page, &out.stdout).unwrap();
     let text = man_renders(&page);
-    let help = run_ok(bin(), &["--help"]);
+    let help = stdout(&Piimage::new().args(["--help"]).success());
     let subs: Vec<&str> = help
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))
@@ -163,12 +152,12 @@ fn issue10_man_page_renders_and_lists_every_subcommand() {
 
 #[test]
 fn issue10_help_recipe_is_the_reference_and_help_names_no_repository_file() {
-    let text = run_ok(bin(), &["help", "recipe"]);
+    let text = stdout(&Piimage::new().args(["help", "recipe"]).success());
     let shipped = std::fs::read_to_string(repo().join("recipes/README.md")).unwrap();
     assert_eq!(text, shipped);
-    let build = run_ok(bin(), &["help", "build"]);
+    let build = stdout(&Piimage::new().args(["help", "build"]).success());
     assert!(build.contains("--shard"), "{build}");
-    let out = run(bin(), &["help", "nosuch"]);
+    let out = Piimage::new().args(["help", "nosuch"]).run();
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("topics: recipe, "),
@@ -176,18 +165,21 @@ fn issue10_help_recipe_is_the_reference_and_help_names_no_repository_file() {
         stderr(&out)
     );
     for sub in ["validate", "plan", "build", "init", "schema"] {
-        let help = run_ok(bin(), &[sub, "--help"]);
+        let help = stdout(&Piimage::new().args([sub, "--help"]).success());
         assert!(
             !help.contains("recipes/README.md"),
             "{sub} --help names recipes/README.md"
         );
     }
-    assert!(run_ok(bin(), &["validate", "--help"]).contains("piimage help recipe"));
+    assert!(
+        stdout(&Piimage::new().args(["validate", "--help"]).success())
+            .contains("piimage help recipe")
+    );
 }
 
 #[test]
 fn issue10_init_writes_a_recipe_that_validates_and_builds() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let key = repo().join("recipes/keys/admin.pub");
     let base = raw_base();
     let args = [
@@ -301,9 +293,9 @@ fn check_with_jsonschema(schema: &Path, docs: &[PathBuf]) -> Vec<String> {
 
 #[test]
 fn issue10_every_recipe_validates_against_the_schema_and_it_rejects_shape_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let schema = dir.path().join("schema.json");
-    let text = run_ok(bin(), &["schema"]);
+    let text = stdout(&Piimage::new().args(["schema"]).success());
     std::fs::write(&schema, &text).unwrap();
     assert_eq!(
         text,
@@ -395,7 +387,7 @@ fn issue10_unknown_node_lists_the_valid_names() {
 
 #[test]
 fn issue10_json_errors_name_file_line_column_and_field() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let r = dir.path().join("r.yaml");
     std::fs::write(
         &r,
@@ -504,7 +496,7 @@ fn issue10_validate_and_plan_json() {
 
 /// Runs `piimage ARGS` on a pseudo-terminal (`script`), so stdout and stderr are terminals.
 fn on_terminal(args: &[&str], no_color: bool) -> String {
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::support::tmp();
     let mut cmd = format!("'{}' --cache-dir '{}'", bin(), cache.path().display());
     for a in args {
         cmd.push_str(&format!(" '{a}'"));

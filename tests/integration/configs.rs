@@ -24,7 +24,7 @@ fn check(cmd: &str, args: &[&str]) {
 
 #[test]
 fn sshd_accepts_the_drop_in() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let key = ed25519("n1", &mut derived_rng(b"s", "ssh-host-ed25519", "n1")).unwrap();
     let key_path = dir.path().join("ssh_host_ed25519_key");
     std::fs::write(&key_path, &key.private_openssh).unwrap();
@@ -137,7 +137,7 @@ fn ifaces() -> Vec<Interface> {
 
 #[test]
 fn netplan_generates_from_our_yaml() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let np = dir.path().join("etc/netplan");
     std::fs::create_dir_all(&np).unwrap();
     let file = np.join("90-piimage.yaml");
@@ -179,7 +179,7 @@ fn netplan_generates_from_our_yaml() {
 
 #[test]
 fn cloud_init_schema_accepts_our_user_data() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let spec = SeedSpec {
         hostname: "worker-01".into(),
         fqdn: Some("worker-01.lab.example".into()),
@@ -248,7 +248,7 @@ fn cloud_init_schema_accepts_our_user_data() {
 #[test]
 fn operator_files_are_read_by_ssh_and_ansible() {
     use piimage::plan::cluster::{ClusterNode, inventory, known_hosts, ssh_config};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let node = |name: &str, addr: &str, role: &str, jump: Option<&str>| {
         let key = ed25519(name, &mut derived_rng(b"s", "ssh-host-ed25519", name)).unwrap();
         ClusterNode {

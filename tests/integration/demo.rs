@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use sha2::{Digest, Sha256};
 
 use crate::support;
+use crate::support::Piimage;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -108,9 +109,10 @@ fn issue13_readme_commands_are_the_demo_build_and_the_ci_test_script() {
 /// worker recipe builds on the committed demo base, and its images are sound.
 #[test]
 fn issue13_readme_first_command_builds_the_worker_recipe_on_the_demo_base() {
-    let out = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let out = crate::support::tmp();
+    let cache = crate::support::tmp();
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let run = pi
         .args(["build", "recipes/worker.yaml", "--base"])
         .arg(xtask::demo_path())
         .arg("--out")

@@ -3,11 +3,10 @@
 //! the published section format; the card checked with `sfdisk -d`, `fsck.fat -n`, `mdir` and
 //! `mtype`; a base without the files refused.
 
-use std::process::Command;
-
 use piimage::io::hashing::Sha256Digest;
 use xtask::fixtures::{self, Fixture, Format};
 
+use crate::support::Piimage;
 use crate::support::{fsck_fat_clean, mtype, run_ok};
 
 const FILE_MAGIC: u32 = 0x55aa_f11f;
@@ -60,16 +59,12 @@ fn section_file(img: &[u8], name: &str) -> Option<Vec<u8>> {
 }
 
 fn eeprom(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
-        .arg("eeprom")
-        .args(args)
-        .output()
-        .unwrap()
+    Piimage::new().arg("eeprom").args(args).run()
 }
 
 #[test]
 fn issue11_eeprom_card_from_the_base_files() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let f = Fixture::RaspiosTrixie;
     let info = fixtures::info(f);
     let fixture = fixtures::fixture_path(f, Format::Raw).unwrap();
@@ -183,7 +178,7 @@ fn issue11_eeprom_card_from_the_base_files() {
 
 #[test]
 fn issue11_eeprom_refuses_a_base_without_the_files() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let fixture = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
     let card = tmp.path().join("b.img");
     let out = eeprom(&[

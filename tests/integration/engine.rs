@@ -145,7 +145,7 @@ fn a_node_on_every_fixture() {
         set_disk_id(&disk, new_id).unwrap();
         apply_node(&disk, &layout, &ops, EPOCH).unwrap_or_else(|e| panic!("{}: {e}", info.name));
 
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         let out: PathBuf = dir.path().join("node.img");
         materialise(&disk, &base_path, &out);
         drop(disk);

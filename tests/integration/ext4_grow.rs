@@ -32,7 +32,7 @@ use piimage::fs::ext4::Ext4Error;
 use piimage::fs::ext4::grow::{GrowReport, grow};
 use sha2::{Digest, Sha256};
 
-use crate::support::{debugfs, run, run_ok, sh};
+use crate::support::{debugfs, e2fsck_quiet, run, run_ok, sh};
 
 const MIB: u64 = 1 << 20;
 /// Where the partition starts in the disk file for the offset cases (not block-aligned).
@@ -176,22 +176,6 @@ fn make_disk(fs: &Path, offset: u64, new_len: u64) -> PathBuf {
     disk
 }
 
-/// `e2fsck -fn` exits 0 and says nothing but its pass headers and its summary.
-fn e2fsck_quiet(img: &Path, offset: u64) {
-    let out = run("e2fsck", &["-fn", &spec(img, offset)]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let complaints: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("Pass ") && !l.contains(" files ("))
-        .collect();
-    assert!(
-        out.status.code() == Some(0) && complaints.is_empty(),
-        "e2fsck -fn exited {:?}:\n{text}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn grow_disk(disk: &Path, offset: u64, new_len: u64) -> Result<GrowReport, Ext4Error> {
     let storage = FileStorage::open_read_write(disk).unwrap();
     let window = Window::new(storage, offset, new_len).unwrap();
@@ -261,7 +245,7 @@ const UBUNTU: &str = "64bit";
 const UBUNTU_147: &str = "64bit,metadata_csum_seed,orphan_file";
 
 fn run_case(case: &Case) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let fs = make_fs(dir.path(), case.features, case.extra, case.old_mib);
     let before = dumpe2fs_h(&fs, 0, None);
     let old = counts(&before);
@@ -478,7 +462,7 @@ fn assert_refused(what: &str, disk: &Path, new_len: u64, check: impl Fn(&Ext4Err
 
 #[test]
 fn unsupported_features_are_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     for (features, extra, name) in [
         ("meta_bg,^resize_inode", "", "meta_bg"),
         ("bigalloc", "-C 16384", "bigalloc"),
@@ -497,7 +481,7 @@ fn unsupported_features_are_refused_by_name() {
 
 #[test]
 fn unclean_filesystems_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let journal_tx = "printf 'jo\\njw -b 100 /dev/null\\njc\\n' > jw.cmd; \
                       debugfs -w -f jw.cmd disk.img >/dev/null 2>&1";
     let ssv = |f: &str| format!("debugfs -w -R 'ssv {f}' disk.img >/dev/null 2>&1");
@@ -526,7 +510,7 @@ fn unclean_filesystems_are_refused() {
 
 #[test]
 fn growth_past_the_reserved_descriptor_blocks_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let fs = make_fs(dir.path(), PI, "", SMALL_OLD);
     // 1 descriptor block + 9 reserved hold 1280 groups; 1281 groups (160 GiB + 128 MiB) do not.
     let new_len = 1281 * 128 * MIB;
@@ -553,7 +537,7 @@ fn growth_past_the_reserved_descriptor_blocks_is_refused() {
 
 #[test]
 fn shrinking_is_refused_and_no_growth_is_no_change() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let fs = make_fs(dir.path(), PI, "", SMALL_OLD);
     let disk = make_disk(&fs, 0, SMALL_OLD * MIB);
     assert_refused(
@@ -571,7 +555,7 @@ fn shrinking_is_refused_and_no_growth_is_no_change() {
         r
     };
     same(&disk, SMALL_OLD * MIB);
-    let dir2 = tempfile::tempdir().unwrap();
+    let dir2 = crate::support::tmp();
     let fs2 = make_fs(dir2.path(), PI, "", 128);
     let len = 128 * MIB + 100 * 4096;
     let disk2 = make_disk(&fs2, 0, len);
@@ -582,7 +566,7 @@ fn shrinking_is_refused_and_no_growth_is_no_change() {
 
 #[test]
 fn nonzero_bytes_past_the_end_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let fs = make_fs(dir.path(), PI, "", SMALL_OLD);
     let new_len = 300 * MIB;
     let disk = make_disk(&fs, 0, new_len);
@@ -602,7 +586,7 @@ fn nonzero_bytes_past_the_end_are_refused() {
 /// in a row, then `resize2fs` again on our result.
 #[test]
 fn chained_with_resize2fs() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let fs = make_fs(dir.path(), PI_147, "", SMALL_OLD);
     sh(
         dir.path(),
@@ -630,7 +614,7 @@ fn chained_with_resize2fs() {
 
 #[test]
 fn growth_is_deterministic() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let fs = make_fs(dir.path(), PI_147, "", SMALL_OLD);
     // 6 groups: a new backup in group 3, reserved blocks untouched.
     let new_len = 700 * MIB;

@@ -102,7 +102,7 @@ impl Model {
 /// Directed operations on one mix, with the semantics the lead relies on.
 fn directed(mix: Mix) {
     let fx = fixture(mix);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let disk = copy_disk(&fx, dir.path());
     // An xattr on a file we will replace: replacing keeps the inode, so it must survive.
     let spec = format!("{}?offset={OFFSET}", disk.display());
@@ -302,7 +302,7 @@ fn crate_out_of_space_leaves_a_consistent_filesystem() {
     use piimage::fs::ext4::write::{FixedRuntime, WindowDevice};
     use std::sync::Arc;
     let fx = fixture(MIX_TRIXIE);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let disk = copy_disk(&fx, dir.path());
     let storage = FileStorage::open_read_write(&disk).unwrap();
     let window = Arc::new(Window::new(storage, OFFSET, fx.fs_len).unwrap());
@@ -360,7 +360,7 @@ fn random_ops_match_model_trixie() {
 #[test]
 fn fragmented_free_space_gives_multi_extent_files() {
     let fx = fixture(MIX_PIGEN);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let disk = copy_disk(&fx, dir.path());
     let opts = WriteOptions {
         keep_free_bytes: 0,
@@ -433,7 +433,7 @@ fn fragmented_free_space_gives_multi_extent_files() {
 fn filling_the_filesystem_is_a_clear_out_of_space_error() {
     for keep_free in [WriteOptions::new(EPOCH).keep_free_bytes, 0] {
         let fx = fixture(MIX_TRIXIE);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         let disk = copy_disk(&fx, dir.path());
         let opts = WriteOptions {
             keep_free_bytes: keep_free,
@@ -471,7 +471,7 @@ fn filling_the_filesystem_is_a_clear_out_of_space_error() {
 #[test]
 fn same_ops_and_epoch_give_identical_partitions() {
     let fx = fixture(MIX_TRIXIE);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let run = |name: &str, epoch: i64| {
         let sub = dir.path().join(name);
         std::fs::create_dir(&sub).unwrap();
@@ -512,7 +512,7 @@ fn same_ops_and_epoch_give_identical_partitions() {
 /// A typical node (50 files, 10 MiB) on a ~200 MiB filesystem: printed, not asserted.
 #[test]
 fn typical_node_timing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let img = dir.path().join("fs.img");
     sh(
         dir.path(),
@@ -583,7 +583,7 @@ fn every_mix_fixture_is_what_it_claims() {
 #[test]
 fn open_and_finish_without_ops_writes_nothing() {
     let fx = fixture(MIX_UBUNTU);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let disk = copy_disk(&fx, dir.path());
     let before = std::fs::read(&disk).unwrap();
     let mut fs = open(&disk, &fx, WriteOptions::new(EPOCH));

@@ -30,7 +30,7 @@ fn make_boot(dir: &Path, cluster_sectors: u8) -> std::path::PathBuf {
 #[test]
 fn writes_replaces_and_removes_files_cleanly() {
     for cluster_sectors in [1u8, 4] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         let img = make_boot(dir.path(), cluster_sectors);
         let disk = FileStorage::open_read_write(&img).unwrap();
         let w = FatWriter::open(Window::new(&disk, OFFSET, LEN).unwrap(), 1_700_000_000).unwrap();
@@ -176,7 +176,7 @@ mod property {
 
     #[test]
     fn random_fat_ops_match_the_model_and_fsck_clean() {
-        let template_dir = tempfile::tempdir().unwrap();
+        let template_dir = crate::support::tmp();
         sh(
             template_dir.path(),
             &format!(
@@ -203,7 +203,7 @@ mod property {
         );
         runner
             .run(&prop::collection::vec(op(), 1..25), |ops| {
-                let dir = tempfile::tempdir().unwrap();
+                let dir = crate::support::tmp();
                 let img = dir.path().join("c.img");
                 sh(
                     dir.path(),

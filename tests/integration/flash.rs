@@ -7,7 +7,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use piimage::disk::{CowDisk, FileStorage, Storage as _};
@@ -17,24 +17,15 @@ use piimage::output::{BaseCache, CacheConfig, NodeImage, OutputSpec, build_node}
 use piimage::progress::NoProgress;
 use xtask::fixtures::{self, Fixture, Format};
 
+use crate::support::{Piimage, text};
 use crate::support::{e2fsck_clean, fsck_fat_clean, run, run_ok};
 
 fn flash(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
+    Piimage::new()
         .arg("flash")
         .args(args)
         .stdin(Stdio::null())
-        .env_remove("PIIMAGE_SYS_ROOT")
-        .output()
-        .expect("piimage runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+        .run()
 }
 
 fn flash_ok(args: &[&str]) -> String {
@@ -152,7 +143,7 @@ fn check_filesystems(img: &Path) {
 
 #[test]
 fn issue11_every_format_onto_a_file_with_and_without_bmap() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();
     build_fixture_node(&out);
@@ -228,7 +219,7 @@ impl Drop for Loop {
 
 #[test]
 fn issue11_loop_device_with_and_without_bmap_and_its_refusals() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let out = tmp.path().join("out");
     std::fs::create_dir(&out).unwrap();
     build_fixture_node(&out);
@@ -304,7 +295,7 @@ struct SimRoot {
 
 impl SimRoot {
     fn new(mountinfo: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         for d in ["dev", "sys/block", "sys/devices", "proc/self"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
@@ -397,7 +388,7 @@ type Case = (
 
 #[test]
 fn issue11_refusals_on_simulated_devices() {
-    let images = tempfile::tempdir().unwrap();
+    let images = crate::support::tmp();
     let img = small_image(images.path(), "n", 1);
     let src = images.path().join("n.img");
     let src = src.to_str().unwrap();
@@ -510,7 +501,7 @@ fn issue11_refusals_on_simulated_devices() {
 
 #[test]
 fn issue11_bmap_checksum_mismatch_names_the_range() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let mut img = small_image(dir.path(), "n", 2);
     img[4 * 4096 + 10] ^= 0x40;
     std::fs::write(dir.path().join("n.img"), &img).unwrap();
@@ -562,12 +553,13 @@ fn log_lines(dir: &Path) -> Vec<String> {
 
 #[test]
 fn issue11_many_cards_in_a_row_with_simulated_devices() {
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
     let a = small_image(out.path(), "alpha", 3);
     let b = small_image(out.path(), "beta", 4);
     let sim = SimRoot::new("");
     let present = sim.add("sdy", 1 << 30, true, false, "OLD");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let mut child = pi
         .args([
             "flash",
             out.path().to_str().unwrap(),
@@ -641,10 +633,11 @@ fn issue11_many_cards_in_a_row_with_simulated_devices() {
 
 #[test]
 fn issue11_ctrl_c_stops_the_card_loop() {
-    let out = tempfile::tempdir().unwrap();
+    let out = crate::support::tmp();
     small_image(out.path(), "alpha", 5);
     let sim = SimRoot::new("");
-    let child = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let child = pi
         .args([
             "flash",
             out.path().to_str().unwrap(),

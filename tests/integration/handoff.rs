@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 use xtask::fixtures::{self, Fixture, Format};
 
+use crate::support::Piimage;
 use crate::support::{debugfs, run, run_ok, sh, tree};
 
 /// Fast outputs for the tests: zstd and a block map.
@@ -27,17 +28,13 @@ fn base() -> PathBuf {
 
 /// Runs piimage in `cwd` (quiet, with a private cache).
 fn piimage_in(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let cache = tempfile::tempdir().unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_piimage"));
-    c.args(args)
-        .arg("--quiet")
-        .arg("--cache-dir")
-        .arg(cache.path())
-        .current_dir(cwd);
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
+    Piimage::new()
+        .args(args)
+        .quiet()
+        .private_cache()
+        .current_dir(cwd)
+        .envs(envs)
+        .run()
 }
 
 fn ok(out: &Output, what: &str) {
@@ -123,7 +120,7 @@ fn resolve_manifest_urls(manifest: &Path, urls: &[String]) -> Vec<PathBuf> {
 /// Checks the manifest against Imager's schema (plus `imager.devices`) and that every `url`
 /// and `bmap_url` resolves (with `resolve`) to a file with the recorded size and sha256.
 fn check_manifest(manifest: &Path, resolve: impl Fn(&[String]) -> Vec<PathBuf>) -> usize {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::support::tmp();
     let schema = crate::manifest::schema_with_imager_devices(scratch.path());
     crate::manifest::validate(manifest, &schema).unwrap_or_else(|e| panic!("schema:\n{e}"));
     let v: serde_json::Value =
@@ -163,7 +160,7 @@ fn no_path_in(dir: &Path, needle: &str) {
 
 #[test]
 fn issue10_gateway_and_worker_in_one_directory_survive_a_move() {
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::support::tmp();
     let gateway = recipe("gw", "gateway.yaml", ZST, "");
     let worker = recipe("worker", "worker.yaml", ZST, "");
     let first = root.path().join("build one/out");
@@ -347,7 +344,7 @@ fn issue10_gateway_and_worker_in_one_directory_survive_a_move() {
 
 #[test]
 fn issue10_four_shards_and_merge_equal_one_build() {
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::support::tmp();
     let worker = recipe("shards", "worker.yaml", ZST, "");
     let whole = root.path().join("whole");
     build(&worker, &whole, &[], SEED);
@@ -523,7 +520,7 @@ impl Drop for Sshd {
 
 #[test]
 fn issue10_ssh_and_ansible_connect_with_the_generated_files_alone() {
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::support::tmp();
     let client = root.path().join("login key");
     run_ok(
         "ssh-keygen",

@@ -4,10 +4,11 @@
 //! result is read back with debugfs, mtools, e2fsck and systemd-analyze.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use xtask::fixtures::{self, Fixture, Format};
 
+use crate::support::Piimage;
 use crate::support::{debugfs, debugfs_exists, e2fsck_clean, fsck_fat_clean, mtype, run, run_ok};
 
 /// The head of every recipe here; settings follow from line 4.
@@ -19,15 +20,12 @@ fn base(f: Fixture) -> PathBuf {
 
 /// `piimage ARGS` in `dir`, with a cache of its own.
 fn piimage(dir: &Path, args: &[&str]) -> Output {
-    let cache = dir.join("cache");
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
+    Piimage::new()
         .current_dir(dir)
         .args(args)
-        .arg("--quiet")
-        .arg("--cache-dir")
-        .arg(&cache)
-        .output()
-        .expect("run piimage")
+        .quiet()
+        .cache_dir(dir.join("cache"))
+        .run()
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -123,12 +121,12 @@ fn issue9_mistaken_settings_fail_plan_build_and_validate() {
         ),
     ];
     for (settings, want) in cases {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         recipe(dir.path(), settings);
         fails_everywhere(dir.path(), &img, want);
     }
     // Every problem at once.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     recipe(
         dir.path(),
         "timezone: Europe/Berlinn\nlocale: xx_YY.UTF-8\nkeyboard: qq\n\
@@ -149,7 +147,7 @@ fn issue9_mistaken_settings_fail_plan_build_and_validate() {
 
 #[test]
 fn issue9_image_without_tzdata_is_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let img = dir.path().join("no-tzdata.img");
     run_ok(
         "cp",
@@ -197,7 +195,7 @@ fn active(text: &str) -> Vec<&str> {
 
 #[test]
 fn issue9_good_settings_build_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     // A boot overlay that brings its own .dtbo: the check counts it.
     std::fs::create_dir_all(d.join("boot/overlays")).unwrap();
@@ -392,7 +390,7 @@ fn issue9_locale_generated_on_first_boot_only_when_the_image_lacks_it() {
         ),
     ];
     for (fixture, locale, unit, gen_line) in cases {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         recipe(dir.path(), &format!("locale: {locale}\n"));
         let img = base(fixture);
         let o = piimage(

@@ -1,21 +1,15 @@
 //! `piimage inspect` on every fixture in every format, and on every kind of bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use xtask::fixtures::{self, Fixture, Format};
 
+use crate::support::Piimage;
 use crate::support::sh;
 
 fn piimage(args: &[&str], cache: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
-        .args(args)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env_remove("PIIMAGE_CACHE_DIR")
-        .output()
-        .expect("run piimage")
+    Piimage::new().args(args).cache_dir(cache).run()
 }
 
 fn inspect_json(image: &Path, cache: &Path) -> Value {
@@ -176,7 +170,7 @@ fn check_report(r: &Value, info: &fixtures::FixtureInfo, case: &str) {
 
 #[test]
 fn every_fixture_in_every_format() {
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::support::tmp();
     for fixture in Fixture::ALL {
         let info = fixtures::info(fixture);
         for format in Format::ALL {
@@ -197,7 +191,7 @@ fn every_fixture_in_every_format() {
 
 #[test]
 fn human_output_names_the_essentials() {
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::support::tmp();
     let path = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
     let out = piimage(&["inspect", path.to_str().unwrap()], cache.path());
     assert!(out.status.success());
@@ -348,8 +342,8 @@ fn bad_inputs_fail_with_one_clear_error_and_no_cache_debris() {
         },
     ];
     for case in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
+        let cache = crate::support::tmp();
         let args = (case.make)(dir.path());
         let mut argv = vec!["inspect"];
         argv.extend(args.iter().map(String::as_str));
@@ -389,7 +383,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn gpt_disks_are_read_too() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     sh(
         dir.path(),
         "truncate -s 700M gpt.img
@@ -398,7 +392,7 @@ fn gpt_disks_are_read_too() {
          mkdir -p tree/etc && printf 'ID=debian\\nVERSION_ID=\"13\"\\nVERSION_CODENAME=trixie\\n' > tree/etc/os-release
          mke2fs -q -F -t ext4 -T default -L root -E offset=$((1050624*512)) -d tree gpt.img 128M",
     );
-    let cache = tempfile::tempdir().unwrap();
+    let cache = crate::support::tmp();
     let r = inspect_json(&dir.path().join("gpt.img"), cache.path());
     let t = &r["partition_table"];
     assert_eq!(t["kind"], "gpt");

@@ -85,7 +85,7 @@ struct NodeFiles {
 type Breaker = fn(&mut serde_json::Value);
 
 fn build() -> Build {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let out = dir.path().join("out dir #1 (ü)");
     fs::create_dir(&out).unwrap();
     let mut entries = Vec::new();

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use xtask::fixtures::{self, Fixture, Format};
 
+use crate::support::Piimage;
 use crate::support::{debugfs, e2fsck_clean, run, run_ok, sh};
 
 fn repo() -> PathBuf {
@@ -93,15 +94,12 @@ fn recipe(dir: &Path, out: &Path) -> PathBuf {
 }
 
 fn piimage(args: &[&str]) -> std::process::Output {
-    let cache = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
+    Piimage::new()
         .args(args)
-        .arg("--quiet")
-        .arg("--cache-dir")
-        .arg(cache.path())
+        .quiet()
+        .private_cache()
         .current_dir(repo())
-        .output()
-        .unwrap()
+        .run()
 }
 
 /// What `debugfs stat` and `ea_list` say about one path.
@@ -632,7 +630,7 @@ fn exportfs_accepts(text: &str, paths: &[String]) {
 
 /// Loads `text` as a recipe; returns `(field, line, message)` of each problem.
 fn problems(text: &str) -> Vec<(String, u64, String)> {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     std::fs::write(dir.path().join("base.img"), b"x").unwrap();
     std::fs::write(dir.path().join("r.yaml"), text).unwrap();
     match piimage::recipe::load(

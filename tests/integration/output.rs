@@ -106,6 +106,29 @@ pub fn write_overlay<B: Storage>(disk: &CowDisk<B>, seed: u64) {
     disk.write_at(len - 10, b"last bytes").unwrap();
 }
 
+/// `n` copy-on-write disks over `storage`, disk `i` with the overlay seeded `seed + i`.
+pub fn overlaid_disks(storage: &FileStorage, n: u64, seed: u64) -> Vec<CowDisk<&FileStorage>> {
+    (0..n)
+        .map(|i| {
+            let d = CowDisk::new(storage);
+            write_overlay(&d, seed + i);
+            d
+        })
+        .collect()
+}
+
+/// The node images of `disks`, named `{prefix}{i}`.
+pub fn node_images<'a>(
+    disks: &'a [CowDisk<&FileStorage>],
+    prefix: &str,
+) -> Vec<piimage::output::NodeImage<'a>> {
+    disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| piimage::output::NodeImage::from_cow(format!("{prefix}{i}"), d).unwrap())
+        .collect()
+}
+
 /// The whole content of a storage.
 pub fn read_all(s: &dyn Storage) -> Vec<u8> {
     let mut v = vec![0u8; usize::try_from(s.len()).unwrap()];

@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 
 use xtask::fixtures::{self, Fixture, Format};
 
+use crate::support::{Piimage, text};
 use crate::support::{debugfs, e2fsck_clean, fsck_fat_clean, run};
 
 const SEED: &str = "preset-test-seed";
@@ -22,24 +23,13 @@ fn repo() -> PathBuf {
 
 /// Runs piimage (quiet, private cache) with `PIIMAGE_SEED=seed`.
 fn piimage(args: &[&str], seed: &str) -> Output {
-    let cache = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
+    Piimage::new()
         .args(args)
-        .arg("--quiet")
-        .arg("--cache-dir")
-        .arg(cache.path())
+        .quiet()
+        .private_cache()
         .env("PIIMAGE_SEED", seed)
         .current_dir(repo())
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+        .run()
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -148,7 +138,7 @@ impl Built {
 
 fn build(recipe: &Path, fixture: Fixture, nodes: &[&str], seed: &str) -> Built {
     let base = fixtures::fixture_path(fixture, Format::Xz).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let mut args = vec![
         "build".to_owned(),
         recipe.display().to_string(),
@@ -172,7 +162,7 @@ fn verify_units(b: &Built, node: &str, units: &[&str], programs: &[&str]) {
     let Some(_) = which("systemd-analyze") else {
         panic!("systemd-analyze is missing (the systemd package)");
     };
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::support::tmp();
     let files: Vec<String> = units
         .iter()
         .map(|u| format!("/etc/systemd/system/{u}"))
@@ -406,7 +396,7 @@ const DOCKER_FIXTURES: [Fixture; 2] = [Fixture::RaspiosBookworm, Fixture::Raspio
 
 /// `ssh-keygen -y` of a private key file: its public key, without the comment.
 fn public_of(private: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let p = dir.path().join("k");
     std::fs::write(&p, private).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -418,7 +408,7 @@ fn public_of(private: &str) -> String {
 
 /// `ssh-keygen -l -f FILE` parses every line (authorized_keys options included).
 fn keygen_lists(contents: &str, lines: usize) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let p = dir.path().join("keys");
     std::fs::write(&p, contents).unwrap();
     let out = run("ssh-keygen", &["-l", "-f", p.to_str().unwrap()]);
@@ -461,7 +451,7 @@ fn issue16_docker_preset_installs_at_first_boot_and_starts_compose() {
             );
             // The Compose file is YAML with services that name images (docker compose is not
             // installable here: Python's YAML parser and the shape instead).
-            let dir = tempfile::tempdir().unwrap();
+            let dir = crate::support::tmp();
             let f = dir.path().join("compose.yaml");
             std::fs::write(&f, &compose).unwrap();
             let out = run(
@@ -790,7 +780,7 @@ fn issue16_terraform_preset_locals_read_nodes_json() {
             eprintln!("terraform is not installed: main.tf was not evaluated");
             continue;
         }
-        let tf = tempfile::tempdir().unwrap();
+        let tf = crate::support::tmp();
         std::fs::copy(
             repo().join("recipes/presets/terraform/main.tf"),
             tf.path().join("main.tf"),
@@ -874,7 +864,7 @@ fn issue16_separate_preset_gives_each_node_its_own_job() {
             }
         }
         // dnsmasq parses its configuration (`dnsmasq --test`), without and with DHCP.
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = crate::support::tmp();
         let check_dnsmasq = |conf: &str, what: &str| {
             let f = tmp.path().join("dnsmasq.conf");
             std::fs::write(&f, conf).unwrap();
@@ -1021,7 +1011,8 @@ fn issue16_every_preset_matches_the_schema_has_a_readme_and_is_in_the_table() {
         assert!(out.status.success(), "{n}: schema:\n{}", text(&out));
     }
     // Without the seed, validate says which variable is missing (and --skip-secrets passes).
-    let out = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let out = pi
         .args(["validate", "recipes/presets/k3s/recipe.yaml"])
         .env_remove("PIIMAGE_SEED")
         .current_dir(repo())
@@ -1032,7 +1023,8 @@ fn issue16_every_preset_matches_the_schema_has_a_readme_and_is_in_the_table() {
         "{}",
         text(&out)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let out = pi
         .args([
             "validate",
             "recipes/presets/k3s/recipe.yaml",

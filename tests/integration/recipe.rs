@@ -6,8 +6,9 @@ mod broken;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::support::Piimage;
 use piimage::recipe::{
     self, DefaultUser, EntryKind, LoadOptions, NodeAddress, PasswordSpec, ResolvedRecipe, Sudo,
     template,
@@ -20,14 +21,12 @@ pub const KEY: &str =
 
 /// `piimage validate RECIPE ARGS...` run in `dir`.
 pub fn validate(dir: &Path, recipe: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
+    Piimage::new()
         .current_dir(dir)
         .arg("validate")
         .arg(recipe)
         .args(args)
-        .env_remove("PIIMAGE_CACHE_DIR")
-        .output()
-        .expect("run piimage")
+        .run()
 }
 
 /// Every path under `dir` with its size, to show that nothing was written.
@@ -198,7 +197,7 @@ fn shipped_worker_recipe_resolves_as_documented() {
 
 #[test]
 fn ranges_and_pools_expand() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let r = load_text(
         dir.path(),
         &[(
@@ -241,7 +240,7 @@ fn ranges_and_pools_expand() {
 
 #[test]
 fn extends_merges_maps_and_replaces_scalars_and_lists() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let parent = format!(
         "cluster: {{ name: lab, domain: lab.example, description: parent }}\nbase: {{ path: base.img }}\n\
          vars: {{ a: 1, nested: {{ x: 1, y: 2 }}, list: [1, 2] }}\n\
@@ -297,7 +296,7 @@ fn extends_merges_maps_and_replaces_scalars_and_lists() {
 
 #[test]
 fn node_settings_win_over_role_over_recipe() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let r = load_text(
         dir.path(),
         &[(
@@ -330,7 +329,7 @@ fn node_settings_win_over_role_over_recipe() {
 
 #[test]
 fn several_problems_are_reported_together() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     fs::write(dir.path().join("base.img"), b"x").unwrap();
     fs::write(
         dir.path().join("r.yaml"),
@@ -350,7 +349,7 @@ fn several_problems_are_reported_together() {
 
 #[test]
 fn secrets_are_checked_unless_skipped_and_never_read_into_the_spec() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     fs::write(d.join("base.img"), b"x").unwrap();
     let recipe = "cluster: { name: lab }\nbase: { path: base.img }\nseed: { file: secrets/seed }\n\

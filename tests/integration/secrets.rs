@@ -38,7 +38,7 @@ fn password_hashes_verify_with_libxcrypt() {
 
 #[test]
 fn host_keys_are_what_ssh_keygen_reads() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     for node in ["node-01", "worker-07"] {
         let key = ed25519(node, &mut derived_rng(b"seed", "ssh-host-ed25519", node)).unwrap();
         let path = dir.path().join(format!("{node}_key"));

@@ -36,17 +36,7 @@ fn type_bits(node: &Node) -> u32 {
 
 /// `e2fsck -fn` on the filesystem at [`OFFSET`]: `Err` with its report unless it exits 0.
 pub fn e2fsck(disk: &Path) -> Result<(), String> {
-    let spec = format!("{}?offset={OFFSET}", disk.display());
-    let out = run("e2fsck", &["-fn", &spec]);
-    if out.status.code() == Some(0) {
-        return Ok(());
-    }
-    Err(format!(
-        "e2fsck -fn exited {:?}:\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
+    crate::support::e2fsck(disk, OFFSET).map(drop)
 }
 
 /// Runs debugfs with a command file on the filesystem at [`OFFSET`]; returns each command's

@@ -346,7 +346,7 @@ impl Case {
 /// Runs case number `case` of `mix` with the run's base seed; returns its op log.
 pub fn run_case(mix: Mix, base: u64, case: u64) -> Vec<String> {
     let fx = fixture(mix);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let disk = copy_disk(&fx, dir.path());
     let mut seed_rng = Rng::new(base ^ case.wrapping_mul(0x1000_0000_01B3));
     for b in mix.name.bytes() {

@@ -23,7 +23,7 @@ fn small_fs(dir: &Path, features: &str, extra: &str) -> std::path::PathBuf {
 
 #[test]
 fn unsupported_features_are_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     for (features, name) in [
         ("inline_data", "inline_data"),
         ("casefold", "casefold"),
@@ -57,7 +57,7 @@ fn unsupported_features_are_refused_by_name() {
 
 #[test]
 fn unclean_filesystems_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let journal_tx = "printf 'jo\\njw -b 100 /dev/null\\njc\\n' > jw.cmd; \
                       debugfs -w -f jw.cmd fs.img >/dev/null 2>&1";
     let ssv = |field: &str| format!("debugfs -w -R 'ssv {field}' fs.img >/dev/null 2>&1");

@@ -48,7 +48,7 @@ fn refused_against_the_image(dir: &Path, want: &[&str]) {
 
 #[test]
 fn issue15_a_uid_the_kept_default_user_has_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     base(d);
     // The fixture's default user is pi, uid 1000, kept unless the recipe says otherwise.
@@ -82,7 +82,7 @@ fn issue15_a_uid_the_kept_default_user_has_is_refused() {
 
 #[test]
 fn issue15_the_default_users_own_name_needs_default_user_remove() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     base(d);
     recipe(d, "users:\n  - { name: pi }\n", "");
@@ -102,7 +102,7 @@ fn issue15_the_default_users_own_name_needs_default_user_remove() {
 
 #[test]
 fn issue15_shells_and_groups_missing_from_the_image_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     base(d);
     recipe(
@@ -131,7 +131,7 @@ fn issue15_shells_and_groups_missing_from_the_image_are_refused() {
 
 #[test]
 fn issue15_output_names_and_sizes_are_checked_by_validate() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     let long = "x".repeat(300);
     for (output, want) in [
@@ -163,7 +163,7 @@ fn issue15_output_names_and_sizes_are_checked_by_validate() {
 
 #[test]
 fn issue15_an_ssid_with_a_line_break_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     recipe(
         d,

@@ -50,7 +50,7 @@ fn issue15_superblock_fields_e2fsck_rejects_are_refused() {
         ("first_ino", "3"),
         ("log_groups_per_flex", "0xff"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         damaged_base(dir.path(), &[&format!("ssv {field} {value}")], "");
         refused(dir.path(), &[&format!("s_{field} is ")]);
     }
@@ -58,7 +58,7 @@ fn issue15_superblock_fields_e2fsck_rejects_are_refused() {
 
 #[test]
 fn issue15_a_block_bitmap_with_a_stale_checksum_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     // Group 0's block bitmap (block 14 of the Bookworm fixture, 4 KiB blocks): clear the bits of
     // blocks 8192..8447, which hold files, without updating its checksum.
     let info = sh(
@@ -87,7 +87,7 @@ fn issue15_a_block_bitmap_with_a_stale_checksum_is_refused() {
 
 #[test]
 fn issue15_a_block_bitmap_freeing_metadata_is_refused_even_with_a_valid_checksum() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     // debugfs recomputes the checksum: only the content is wrong (an inode table block free).
     let info = sh(
         dir.path(),
@@ -121,7 +121,7 @@ fn issue15_a_block_bitmap_freeing_metadata_is_refused_even_with_a_valid_checksum
 #[test]
 fn issue15_a_looping_cmdline_chain_is_refused_before_anything_is_written() {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
     let info = fixtures::info(Fixture::RaspiosBookworm);
@@ -181,7 +181,7 @@ fn issue15_a_looping_cmdline_chain_is_refused_before_anything_is_written() {
 
 #[test]
 fn issue15_a_file_block_freed_with_a_valid_bitmap_checksum_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
     let off = fixtures::info(Fixture::RaspiosBookworm).root.offset();

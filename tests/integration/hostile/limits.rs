@@ -31,7 +31,7 @@ const TIB: u64 = 1 << 40;
 
 #[test]
 fn issue15_a_1tib_sparse_passwd_is_refused_by_inspect_and_build() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     base_with_huge(dir.path(), "/etc/passwd", TIB);
     let before = sha256(&dir.path().join("base.img"));
     let want = [
@@ -47,7 +47,7 @@ fn issue15_a_1tib_sparse_passwd_is_refused_by_inspect_and_build() {
 
 #[test]
 fn issue15_a_1tib_sparse_file_the_recipe_edits_is_refused_by_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     base_with_huge(dir.path(), "/etc/shadow", TIB);
     let r = recipe(dir.path(), "users: [{ name: alice, password: \"!\" }]\n");
     fails_with(
@@ -59,7 +59,7 @@ fn issue15_a_1tib_sparse_file_the_recipe_edits_is_refused_by_the_writer() {
 
 /// `validate` of `yaml` (in `dir/r.yaml`) must fail within `secs` with every `want`.
 fn refused_quickly(yaml: &str, secs: u64, want: &[&str]) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     std::fs::write(dir.path().join("base.img"), b"").unwrap();
     let p = dir.path().join("r.yaml");
     std::fs::write(&p, yaml).unwrap();
@@ -95,7 +95,7 @@ fn issue15_dev_zero_as_a_secret_or_a_parent_recipe_is_cut_at_the_limit() {
 
 #[test]
 fn issue15_runaway_templates_fail_validate_quickly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     std::fs::write(dir.path().join("base.img"), b"").unwrap();
     std::fs::create_dir_all(dir.path().join("ov/etc")).unwrap();
     std::fs::write(

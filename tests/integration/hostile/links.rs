@@ -29,7 +29,7 @@ fn base_with(dir: &Path, commands: &[&str]) -> u64 {
 
 #[test]
 fn issue15_hosts_linked_to_shadow_never_overwrites_shadow() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let off = base_with(
         dir.path(),
         &["rm /etc/hosts", "symlink /etc/hosts /etc/shadow"],
@@ -52,7 +52,7 @@ fn issue15_hosts_linked_to_shadow_never_overwrites_shadow() {
 
 #[test]
 fn issue15_a_home_linked_to_root_is_refused_with_its_path() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     base_with(dir.path(), &["symlink /home/alice /root"]);
     let before = sha256(&dir.path().join("base.img"));
     let r = recipe(
@@ -69,7 +69,7 @@ fn issue15_a_home_linked_to_root_is_refused_with_its_path() {
 
 #[test]
 fn issue15_an_ssh_dir_linked_elsewhere_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     base_with(
         dir.path(),
         &["mkdir /home/alice", "symlink /home/alice/.ssh /etc/ssh"],

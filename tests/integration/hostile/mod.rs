@@ -10,21 +10,18 @@ mod partitions;
 mod secrets;
 mod signals;
 
+use crate::support::Piimage;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Runs piimage with a private cache, `--quiet`, in `dir`.
 pub fn piimage(dir: &Path, args: &[&str]) -> Output {
-    let cache = dir.join(".cache");
-    Command::new(env!("CARGO_BIN_EXE_piimage"))
+    Piimage::new()
         .args(args)
-        .arg("--quiet")
-        .arg("--cache-dir")
-        .arg(&cache)
-        .env_remove("PIIMAGE_CACHE_DIR")
+        .quiet()
+        .cache_dir(dir.join(".cache"))
         .current_dir(dir)
-        .output()
-        .expect("run piimage")
+        .run()
 }
 
 /// Asserts exit 1 with a single `error:` line holding every `want`; returns the message.

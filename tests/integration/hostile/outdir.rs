@@ -57,7 +57,7 @@ fn snapshot(dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn issue15_a_build_that_fails_at_node_3_leaves_the_previous_build_whole() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     base(d);
     let first = recipe(d, "a.yaml", "Etc/UTC", "");
@@ -133,7 +133,7 @@ impl Drop for Holder {
 
 #[test]
 fn issue15_a_second_writer_is_refused_and_leaves_the_first_ones_partial_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     base(d);
     let r = recipe(d, "a.yaml", "Etc/UTC", "");
@@ -181,7 +181,7 @@ fn issue15_a_second_writer_is_refused_and_leaves_the_first_ones_partial_files() 
 
 #[test]
 fn issue15_an_output_directory_holding_foreign_files_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     base(d);
     let r = recipe(d, "a.yaml", "Etc/UTC", "");
@@ -234,7 +234,7 @@ fn issue15_an_output_directory_holding_foreign_files_loses_nothing() {
 
 #[test]
 fn issue15_a_base_written_to_during_the_build_fails_it_with_nothing_committed() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     base(d);
     let r = recipe(d, "a.yaml", "Etc/UTC", "");

@@ -59,7 +59,7 @@ fn gpt_image(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn issue15_gpt_with_absurd_entry_count_uses_the_backup_and_says_so() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let img = gpt_image(dir.path());
     // 0xFFFFFFFF entries made gptman reserve ~650 GB and abort.
     patch_gpt(&img, 1, 0xFFFF_FFFF, 128);
@@ -104,7 +104,7 @@ fn issue15_gpt_with_absurd_entry_count_uses_the_backup_and_says_so() {
 
 #[test]
 fn issue15_gpt_entry_size_zero_in_both_copies_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let img = gpt_image(dir.path());
     let last = std::fs::metadata(&img).unwrap().len() / 512 - 1;
     patch_gpt(&img, 1, 128, 0);
@@ -122,7 +122,7 @@ fn issue15_gpt_entry_size_zero_in_both_copies_is_an_error_not_a_panic() {
 
 #[test]
 fn issue15_root_partition_inside_the_boot_partition_is_refused_before_writing() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let info = fixtures::info(Fixture::RaspiosBookworm);
     let raw = fixtures::fixture_path(Fixture::RaspiosBookworm, Format::Raw).unwrap();
     // Move the root filesystem into the second half of the FAT partition, where the (small)

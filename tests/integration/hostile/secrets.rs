@@ -30,7 +30,7 @@ fn trixie_recipe(dir: &Path) {
 
 #[test]
 fn issue15_plan_shows_markers_not_psks_or_password_hashes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     trixie_recipe(dir.path());
     let out = piimage(dir.path(), &["plan", "r.yaml"]);
     assert!(
@@ -68,7 +68,7 @@ fn issue15_plan_shows_markers_not_psks_or_password_hashes() {
 
 #[test]
 fn issue15_node_images_are_created_0600() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     trixie_recipe(dir.path());
     let out = piimage(dir.path(), &["build", "r.yaml"]);
     assert!(
@@ -88,7 +88,7 @@ fn issue15_node_images_are_created_0600() {
 
 #[test]
 fn issue15_errors_never_quote_a_secret_used_as_a_key_file_or_a_parent_recipe() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     std::fs::write(d.join("base.img"), b"").unwrap();
     std::fs::write(d.join("secret.txt"), "my-wifi-passphrase-123\n").unwrap();

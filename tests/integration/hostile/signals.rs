@@ -1,15 +1,16 @@
 //! Signals (case 5): the first SIGINT/SIGTERM stops any phase; 130 for SIGINT, 143 for SIGTERM.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::Piimage;
 use crate::support::run_ok;
 
 /// Starts `validate` on a recipe whose password file is a FIFO nobody writes (so piimage waits
 /// in `open`), sends `signal` once after a second and returns the exit code and how long the
 /// process took to end after the signal.
 fn signal_while_waiting_on_a_fifo(signal: &str) -> (Option<i32>, Duration) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     std::fs::write(d.join("base.img"), b"").unwrap();
     run_ok("mkfifo", &[d.join("pw").to_str().unwrap()]);
@@ -18,7 +19,8 @@ fn signal_while_waiting_on_a_fifo(signal: &str) -> (Option<i32>, Duration) {
         "cluster: { name: lab }\nbase: { path: base.img }\nnodes: [{ name: n1 }]\nusers:\n  - name: alice\n    password: { file: pw }\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_piimage"))
+    let (mut pi, _pi_dirs) = Piimage::new().command();
+    let mut child = pi
         .args(["validate", "r.yaml"])
         .current_dir(d)
         .stdout(Stdio::null())

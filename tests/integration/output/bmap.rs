@@ -60,7 +60,7 @@ fn usage_of(path: &Path, offset: u64, len: u64) -> BlockUsage {
 
 #[test]
 fn ext4_usage_matches_dumpe2fs() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let tree = subdir(tmp.path(), "tree");
     sh(
         &tree,
@@ -286,7 +286,7 @@ fn check_garbage_copy(copy: &Path, raw: &Path, f: Fixture, garbage_at: [u64; 2])
     let info = fixtures::info(f);
     e2fsck_clean(copy, info.root.offset());
     fsck_fat_clean(copy, info.boot.offset(), info.boot.size());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     for (img, sub) in [(copy, "copy"), (raw, "raw")] {
         let target = subdir(dir.path(), sub);
         let spec = format!("{}@@{}", img.display(), info.boot.offset());
@@ -322,7 +322,7 @@ fn check_garbage_copy(copy: &Path, raw: &Path, f: Fixture, garbage_at: [u64; 2])
 
 #[test]
 fn fixture_bmaps_map_what_the_filesystems_need() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     for f in Fixture::ALL {
         let info = fixtures::info(f);
         let path = fixtures::fixture_path(f, Format::Raw).unwrap();
@@ -372,7 +372,7 @@ fn fixture_bmaps_map_what_the_filesystems_need() {
 #[test]
 fn bmaptool_copy_of_every_format_reproduces_the_mapped_blocks() {
     let f = Fixture::RaspiosTrixie;
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let path = fixtures::fixture_path(f, Format::Raw).unwrap();
     let base = FileStorage::open_read_only(&path).unwrap();
     let (disk, garbage_at) = fixture_node(&base, f);

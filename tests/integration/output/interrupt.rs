@@ -57,7 +57,7 @@ fn interrupt_helper() {
 fn an_interrupted_build_leaves_no_final_file() {
     let exe = std::env::current_exe().unwrap();
     for signal in ["KILL", "INT"] {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = crate::support::tmp();
         let out = subdir(tmp.path(), "out");
         let mut child = Command::new(&exe)
             .args([

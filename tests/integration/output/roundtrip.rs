@@ -15,14 +15,14 @@ use piimage::output::{
 use piimage::progress::NoProgress;
 
 use super::{
-    SYNTH_CHUNK, decompress, names, read_all, spec_all, subdir, synthetic_cache, write_overlay,
-    write_synthetic_base,
+    SYNTH_CHUNK, decompress, names, node_images, overlaid_disks, read_all, spec_all, subdir,
+    synthetic_cache, write_overlay, write_synthetic_base,
 };
 use crate::support::{run_ok, sh};
 
 #[test]
 fn every_format_round_trips_through_the_stock_tools() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let base_path = tmp.path().join("base.img");
     write_synthetic_base(&base_path);
     let storage = FileStorage::open_read_only(&base_path).unwrap();
@@ -119,23 +119,13 @@ fn every_format_round_trips_through_the_stock_tools() {
 
 #[test]
 fn chunk_reuse_equals_a_one_pass_compressor() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let base_path = tmp.path().join("base.img");
     write_synthetic_base(&base_path);
     let storage = FileStorage::open_read_only(&base_path).unwrap();
     let cache = synthetic_cache(&base_path, tmp.path(), false);
-    let disks: Vec<CowDisk<&FileStorage>> = (0..3)
-        .map(|i| {
-            let d = CowDisk::new(&storage);
-            write_overlay(&d, 10 + i);
-            d
-        })
-        .collect();
-    let nodes: Vec<NodeImage> = disks
-        .iter()
-        .enumerate()
-        .map(|(i, d)| NodeImage::from_cow(format!("n{i}"), d).unwrap())
-        .collect();
+    let disks = overlaid_disks(&storage, 3, 10);
+    let nodes = node_images(&disks, "n");
     let spec = OutputSpec {
         formats: vec![Compression::Zstd, Compression::Xz, Compression::Gzip],
         ..spec_all(false)
@@ -207,22 +197,12 @@ fn chunk_reuse_equals_a_one_pass_compressor() {
 
 #[test]
 fn two_builds_are_byte_identical_and_sha256sums_checks() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let base_path = tmp.path().join("base.img");
     write_synthetic_base(&base_path);
     let storage = FileStorage::open_read_only(&base_path).unwrap();
-    let disks: Vec<CowDisk<&FileStorage>> = (0..3)
-        .map(|i| {
-            let d = CowDisk::new(&storage);
-            write_overlay(&d, 20 + i);
-            d
-        })
-        .collect();
-    let nodes: Vec<NodeImage> = disks
-        .iter()
-        .enumerate()
-        .map(|(i, d)| NodeImage::from_cow(format!("node{i}"), d).unwrap())
-        .collect();
+    let disks = overlaid_disks(&storage, 3, 20);
+    let nodes = node_images(&disks, "node");
     let mut dirs = Vec::new();
     for (run, jobs) in [(0, 1), (1, 2)] {
         let out = subdir(tmp.path(), &format!("run{run}"));
@@ -269,7 +249,7 @@ impl Storage for Failing {
 
 #[test]
 fn a_failed_build_leaves_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let len = 8u64 << 20;
     let base: Arc<dyn Storage> = Arc::new(MemStorage::new(vec![1; 8 << 20]));
     let config = CacheConfig {
@@ -328,7 +308,7 @@ fn fixture_round_trip_with_writes_in_both_filesystems() {
             disk.write_at(start + rng.below(span), &block).unwrap();
         }
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let cache = BaseCache::open(&path, CacheConfig::new(tmp.path())).unwrap();
     let node = NodeImage::from_cow("node", &disk).unwrap();
     let spec = OutputSpec {
@@ -356,22 +336,12 @@ fn fixture_round_trip_with_writes_in_both_filesystems() {
 /// sub-blocks off, and a node's bytes do not depend on which other nodes share the build.
 #[test]
 fn issue14_sub_blocks_decode_everywhere_and_do_not_depend_on_other_nodes() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let base_path = tmp.path().join("base.img");
     write_synthetic_base(&base_path);
     let storage = FileStorage::open_read_only(&base_path).unwrap();
-    let disks: Vec<CowDisk<&FileStorage>> = (0..3)
-        .map(|i| {
-            let d = CowDisk::new(&storage);
-            write_overlay(&d, 40 + i);
-            d
-        })
-        .collect();
-    let nodes: Vec<NodeImage> = disks
-        .iter()
-        .enumerate()
-        .map(|(i, d)| NodeImage::from_cow(format!("n{i}"), d).unwrap())
-        .collect();
+    let disks = overlaid_disks(&storage, 3, 40);
+    let nodes = node_images(&disks, "n");
     let spec = OutputSpec {
         formats: vec![Compression::Zstd, Compression::Xz, Compression::Gzip],
         ..spec_all(false)

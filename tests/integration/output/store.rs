@@ -2,14 +2,15 @@
 
 use std::path::Path;
 
-use piimage::disk::{CowDisk, FileStorage};
+use piimage::disk::FileStorage;
 use piimage::io::hashing::Sha256Digest;
 use piimage::io::sniff::Compression;
-use piimage::output::{BaseCache, CacheConfig, NodeImage, OutputSpec, PieceStore, build_nodes};
+use piimage::output::{BaseCache, CacheConfig, OutputSpec, PieceStore, build_nodes};
 use piimage::progress::NoProgress;
 
 use super::{
-    SYNTH_CHUNK, decompress, names, read_all, spec_all, subdir, write_overlay, write_synthetic_base,
+    SYNTH_CHUNK, decompress, names, node_images, overlaid_disks, read_all, spec_all, subdir,
+    write_synthetic_base,
 };
 use crate::support::run_ok;
 
@@ -19,18 +20,8 @@ const FORMATS: [Compression; 3] = [Compression::Zstd, Compression::Xz, Compressi
 /// count of base pieces compressed (all formats, chunks and sub-blocks) and the written files.
 fn build(base: &Path, out: &Path, store: &PieceStore) -> (u64, usize) {
     let storage = FileStorage::open_read_only(base).unwrap();
-    let disks: Vec<CowDisk<&FileStorage>> = (0..2)
-        .map(|i| {
-            let d = CowDisk::new(&storage);
-            write_overlay(&d, 60 + i);
-            d
-        })
-        .collect();
-    let nodes: Vec<NodeImage> = disks
-        .iter()
-        .enumerate()
-        .map(|(i, d)| NodeImage::from_cow(format!("n{i}"), d).unwrap())
-        .collect();
+    let disks = overlaid_disks(&storage, 2, 60);
+    let nodes = node_images(&disks, "n");
     let config = CacheConfig {
         chunk_size: SYNTH_CHUNK,
         ..CacheConfig::new(out)
@@ -70,7 +61,7 @@ fn pieces(dir: &Path) -> Vec<String> {
 
 #[test]
 fn issue14_warm_rebuild_compresses_nothing_of_the_base_and_is_byte_identical() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let base = tmp.path().join("base.img");
     write_synthetic_base(&base);
     let store_dir = tmp.path().join("compressed");
@@ -111,7 +102,7 @@ fn issue14_warm_rebuild_compresses_nothing_of_the_base_and_is_byte_identical() {
 
 #[test]
 fn issue14_damaged_piece_files_are_ignored_and_removed() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = crate::support::tmp();
     let base = tmp.path().join("base.img");
     write_synthetic_base(&base);
     let store_dir = tmp.path().join("compressed");

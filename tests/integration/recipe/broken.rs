@@ -568,7 +568,7 @@ fn broken_recipes_name_file_line_and_field_and_write_nothing() {
     assert!(cases.len() >= 25, "{} cases", cases.len());
     let mut failures = Vec::new();
     for c in &cases {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         let d = dir.path();
         fs::write(d.join("base.img"), b"not opened by validate").unwrap();
         let text = if c.no_head {

@@ -88,7 +88,7 @@ pub struct Data {
 
 impl Data {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         let image = image();
         fs::write(dir.path().join("image.img"), &image).unwrap();
         for v in VARIANTS {

@@ -22,7 +22,7 @@ fn download_decodes_and_is_reused_without_a_request() {
     let xz = data.bytes("image.img.xz");
     let sha = Sha256Digest::of(&xz);
     let server = Server::start(vec![("/image.img.xz", Reply::Ok(xz))], 1);
-    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_dir = crate::support::tmp();
     let cache = Cache::at(cache_dir.path());
     let url = server.url("/image.img.xz");
     let phases = Phases::default();
@@ -64,7 +64,7 @@ fn downloaded_raw_image_is_used_in_place() {
     let data = Data::new();
     let sha = Sha256Digest::of(&data.image);
     let server = Server::start(vec![("/image.img", Reply::Ok(data.image.clone()))], 1);
-    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_dir = crate::support::tmp();
     let cache = Cache::at(cache_dir.path());
     let base = resolve(
         &url_spec(server.url("/image.img"), sha),
@@ -94,7 +94,7 @@ fn download_follows_redirects() {
         ],
         2,
     );
-    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_dir = crate::support::tmp();
     let cache = Cache::at(cache_dir.path());
     let base = resolve(&url_spec(server.url("/latest"), sha), &cache, &NoProgress).unwrap();
     assert_eq!(base.compression, Compression::Gzip);
@@ -185,7 +185,7 @@ fn download_failures_table() {
             .unwrap_or_default();
         let server = Server::start(routes, 1);
         let url = server.url("/image.img.xz");
-        let cache_dir = tempfile::tempdir().unwrap();
+        let cache_dir = crate::support::tmp();
         let cache = Cache::at(cache_dir.path());
         let err = resolve(&url_spec(url.clone(), ask), &cache, &NoProgress).unwrap_err();
         assert!(check(&err, &url), "case {name}: {err:?}: {err}");
@@ -195,7 +195,7 @@ fn download_failures_table() {
 
     // Nothing listens on the port.
     let url = format!("http://127.0.0.1:{closed_port}/image.img.xz");
-    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_dir = crate::support::tmp();
     let err = resolve(
         &url_spec(url.clone(), sha),
         &Cache::at(cache_dir.path()),
@@ -250,7 +250,7 @@ fn url_specs_table() {
     }
 
     // resolve checks the scheme too, before any I/O.
-    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_dir = crate::support::tmp();
     let spec = url_spec("ftp://example.com/a.img.xz".to_owned(), sha);
     let err = resolve(&spec, &Cache::at(cache_dir.path()), &NoProgress).unwrap_err();
     assert!(

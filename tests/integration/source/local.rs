@@ -34,7 +34,7 @@ fn every_compression_decodes_identically_sparse_and_read_only() {
     assert!(blocks >= 8, "xz file has {blocks} blocks");
 
     for v in VARIANTS {
-        let cache_dir = tempfile::tempdir().unwrap();
+        let cache_dir = crate::support::tmp();
         let cache = Cache::at(cache_dir.path());
         let src = data.path(v.file);
         let sha = Sha256Digest::of(&data.bytes(v.file));
@@ -68,7 +68,7 @@ fn every_compression_decodes_identically_sparse_and_read_only() {
 #[test]
 fn local_raw_image_is_used_in_place() {
     let data = Data::new();
-    let cache_dir = tempfile::tempdir().unwrap();
+    let cache_dir = crate::support::tmp();
     let cache = Cache::at(cache_dir.path().join("cache"));
     let path = data.path("image.img");
     let before = fs::metadata(&path).unwrap();
@@ -98,7 +98,7 @@ fn local_sha256_mismatch_leaves_nothing() {
     let data = Data::new();
     let wrong = Sha256Digest::of(b"something else");
     for file in ["image.img", "image.img.xz"] {
-        let cache_dir = tempfile::tempdir().unwrap();
+        let cache_dir = crate::support::tmp();
         let cache = Cache::at(cache_dir.path());
         let path = data.path(file);
         let err = resolve(&path_spec(path.clone(), Some(wrong)), &cache, &NoProgress).unwrap_err();
@@ -126,10 +126,10 @@ fn truncated_compressed_files_fail_clearly_and_leave_nothing() {
             ("header only", 12),
         ] {
             let case = format!("{} cut to {cut_name}", v.name);
-            let dir = tempfile::tempdir().unwrap();
+            let dir = crate::support::tmp();
             let path = dir.path().join(v.file);
             fs::write(&path, &full[..keep]).unwrap();
-            let cache_dir = tempfile::tempdir().unwrap();
+            let cache_dir = crate::support::tmp();
             let cache = Cache::at(cache_dir.path());
             let err = resolve(&path_spec(path.clone(), None), &cache, &NoProgress).unwrap_err();
             match &err {
@@ -162,10 +162,10 @@ fn corrupt_compressed_files_fail_clearly_and_leave_nothing() {
         for b in &mut bytes[mid..mid + 64] {
             *b ^= 0x5A;
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         let path = dir.path().join(v.file);
         fs::write(&path, &bytes).unwrap();
-        let cache_dir = tempfile::tempdir().unwrap();
+        let cache_dir = crate::support::tmp();
         let cache = Cache::at(cache_dir.path());
         let err = resolve(&path_spec(path.clone(), None), &cache, &NoProgress).unwrap_err();
         assert!(
@@ -184,7 +184,7 @@ fn corrupt_compressed_files_fail_clearly_and_leave_nothing() {
 
 #[test]
 fn bad_local_files_table() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
         fs::write(&p, bytes).unwrap();
@@ -249,7 +249,7 @@ fn bad_local_files_table() {
         ),
     ];
     for (name, path, want) in cases {
-        let cache_dir = tempfile::tempdir().unwrap();
+        let cache_dir = crate::support::tmp();
         let cache = Cache::at(cache_dir.path());
         let err = resolve(&path_spec(path, None), &cache, &NoProgress).unwrap_err();
         assert_eq!(err.to_string(), want, "case {name}");
@@ -260,7 +260,7 @@ fn bad_local_files_table() {
 #[test]
 fn decode_to_writes_a_sparse_copy() {
     let data = Data::new();
-    let out_dir = tempfile::tempdir().unwrap();
+    let out_dir = crate::support::tmp();
     let dst = out_dir.path().join("out.img");
     let size = decode_to(&data.path("image.img.zst"), &dst, &NoProgress).unwrap();
     assert_eq!(size, data.image.len() as u64);
