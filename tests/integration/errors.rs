@@ -42,7 +42,7 @@ fn once_each_in_order(text: &str, pieces: &[&str]) {
 
 #[test]
 fn issue13_a_damaged_root_prints_each_layer_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     base_image(dir.path());
     damage_root_superblock(dir.path());
     let r = recipe(dir.path(), "");
@@ -70,7 +70,7 @@ fn issue13_a_damaged_root_prints_each_layer_once() {
 
 #[test]
 fn issue13_an_io_failure_prints_its_context_and_its_cause_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     base_image(dir.path());
     // A regular file where the output directory must go.
     std::fs::write(dir.path().join("out"), b"").unwrap();

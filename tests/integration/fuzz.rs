@@ -226,7 +226,7 @@ proptest! {
             while !text.is_char_boundary(j) { j -= 1; }
             text.replace_range(i..j, &insert);
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         piimage::fuzz::recipe(text.as_bytes(), dir.path());
     }
 }

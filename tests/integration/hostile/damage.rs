@@ -214,7 +214,7 @@ fn bookworm_root() -> (std::path::PathBuf, u64) {
 
 #[test]
 fn issue15_an_inode_with_a_stale_checksum_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let (raw, off) = bookworm_root();
     // "Inode 51 is part of block group 0\n\tlocated at block 21, offset 0x0200"
     let imap = crate::support::debugfs(&raw, off, "imap /etc/hostname");
@@ -250,7 +250,7 @@ fn issue15_a_directory_block_with_a_stale_checksum_is_refused() {
             "directory block in inode {ino} has an invalid checksum",
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::support::tmp();
         let (raw, off) = bookworm_root();
         let block: u64 = crate::support::debugfs(&raw, off, &format!("blocks {path}"))
             .trim()
@@ -276,7 +276,7 @@ fn issue15_a_directory_block_with_a_stale_checksum_is_refused() {
 
 #[test]
 fn issue15_an_htree_root_with_a_stale_checksum_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let (raw, off) = bookworm_root();
     // /usr/bin is an indexed (htree) directory: its first block is the htree root. Change
     // the hash of its second index entry (the first after the count/limit/block header).

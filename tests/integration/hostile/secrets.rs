@@ -123,7 +123,7 @@ fn issue15_errors_never_quote_a_secret_used_as_a_key_file_or_a_parent_recipe() {
 
 #[test]
 fn issue15_plan_warns_when_a_seed_puts_secrets_on_the_fat_partition() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::tmp();
     let d = dir.path();
     trixie_recipe(d);
     let want = |path: &str| {
