@@ -51,6 +51,8 @@ mod tests {
     use crate::pipeline::apply::{ApplyError, ApplyErrorKind};
     use crate::pipeline::grow::GrowError;
     use crate::plan::profile::ProfileError;
+    use crate::plan::{NodeConflict, PlanError};
+    use crate::secrets::hostkey::KeyError;
 
     /// The root cause of every sample: a text no layer's own message contains.
     const ROOT: &str = "the disk caught fire";
@@ -368,6 +370,30 @@ mod tests {
             ),
             ("NodeError::Apply", Box::new(node_apply())),
             ("ProfileError", Box::new(ProfileError::from(ext4()))),
+            (
+                "PlanError::Node(NodeConflict::OverlayRead)",
+                Box::new(PlanError::node(
+                    "worker-1",
+                    NodeConflict::OverlayRead {
+                        path: path(),
+                        source: io(),
+                    },
+                )),
+            ),
+            (
+                "PlanError::Node(NodeConflict::HostKey)",
+                Box::new(PlanError::node(
+                    "worker-1",
+                    NodeConflict::HostKey(KeyError::new(ROOT.into())),
+                )),
+            ),
+            (
+                "PlanError::SecretKey",
+                Box::new(PlanError::SecretKey {
+                    name: "cluster_key".into(),
+                    source: KeyError::new(ROOT.into()),
+                }),
+            ),
         ]
     }
 

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use piimage::plan::PlanError;
 use piimage::recipe::RecipeError;
 
 /// The layout version of every `--json` object; bumped only on a removal, rename or change of
@@ -48,9 +49,27 @@ pub fn error(command: &str, err: &anyhow::Error, message: &str) -> Value {
                 })
             })
             .collect(),
-        None => vec![json!({
-            "file": null, "line": null, "column": null, "field": null, "message": message,
-        })],
+        // A planning error about a setting whose place the recipe recorded (a user's name,
+        // uid or group) points there; its message is still the whole chain.
+        None => match err
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<PlanError>())
+            .and_then(PlanError::origin)
+        {
+            Some(at) => {
+                let place = at.line > 0;
+                vec![json!({
+                    "file": at.file.display().to_string(),
+                    "line": place.then_some(at.line),
+                    "column": place.then_some(at.column),
+                    "field": (!at.field.is_empty()).then(|| at.field.clone()),
+                    "message": message,
+                })]
+            }
+            None => vec![json!({
+                "file": null, "line": null, "column": null, "field": null, "message": message,
+            })],
+        },
     };
     json!({ "version": VERSION, "command": command, "ok": false, "errors": errors })
 }
@@ -77,6 +96,42 @@ mod tests {
         assert_eq!(v["errors"][0]["column"], 5);
         assert_eq!(v["errors"][0]["field"], "nodes[0].name");
         assert_eq!(v["errors"][0]["file"], "r.yaml");
+    }
+
+    #[test]
+    fn plan_errors_point_at_the_recipe_when_it_recorded_the_place() {
+        let at = piimage::recipe::Origin {
+            file: std::path::Path::new("r.yaml").into(),
+            line: 9,
+            column: 15,
+            field: "nodes[1].users[0].groups[2]".into(),
+        };
+        let plan = PlanError::Node {
+            node: "worker-2".into(),
+            at: Some(Box::new(at)),
+            conflict: piimage::plan::NodeConflict::UnknownGroup {
+                user: "alice".into(),
+                group: "dockr".into(),
+            },
+        };
+        let message = piimage::error::chain(&plan);
+        assert_eq!(
+            message,
+            "node worker-2: user alice: group dockr does not exist in the image"
+        );
+        let err = anyhow::Error::new(plan).context("building r.yaml");
+        let v = error("build", &err, &message);
+        let e = &v["errors"][0];
+        assert_eq!(
+            (&e["file"], &e["line"], &e["column"], &e["field"]),
+            (
+                &json!("r.yaml"),
+                &json!(9),
+                &json!(15),
+                &json!("nodes[1].users[0].groups[2]")
+            )
+        );
+        assert_eq!(e["message"], message.as_str());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod boot;
 pub mod catalog;
 pub mod cloud_init;
 pub mod cluster;
+mod error;
 pub mod firstboot;
 pub mod hosts;
 pub mod image_checks;
@@ -25,10 +26,4 @@ pub mod user_checks;
 pub mod users;
 mod yaml;
 
-/// Errors planning a node.
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    /// The recipe asks for something the image cannot take as it is.
-    #[error("{0}")]
-    Conflict(String),
-}
+pub use error::{NodeConflict, PlanError};

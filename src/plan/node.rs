@@ -14,7 +14,6 @@ use crate::secrets::hostkey::HostKey;
 use crate::secrets::password::{self, Scheme};
 use crate::secrets::wifi::psk;
 
-use super::PlanError;
 use super::boot::{boot_ops, mount_ops};
 use super::cloud_init::{SeedSpec, guard_op, meta_data, seed_ops, user_data};
 use super::hosts::{HostsLine, hosts_file, hosts_ops};
@@ -25,6 +24,7 @@ use super::system::{keyboard_ops, locale_ops, timezone_ops};
 use super::template_secrets::TemplateSecrets;
 use super::units::enable_links;
 use super::users::{Account, SudoRule, disarm_user_wizard, remove_user_ops, user_ops};
+use super::{NodeConflict, PlanError};
 
 /// Everything the build needs to make one node's image.
 #[derive(Debug, Clone)]
@@ -43,8 +43,32 @@ pub struct NodePlan {
     pub secret_values: Vec<(String, String)>,
 }
 
-fn err(node: &NodeSpec, what: impl std::fmt::Display) -> PlanError {
-    PlanError::Conflict(format!("node {}: {what}", node.name))
+fn err(node: &NodeSpec, conflict: NodeConflict) -> PlanError {
+    PlanError::node(&node.name, conflict)
+}
+
+/// A conflict about one of the node's users, placed where the recipe wrote that user (or the
+/// group at fault).
+fn user_err(node: &NodeSpec, conflict: NodeConflict) -> PlanError {
+    let at = conflict
+        .user()
+        .and_then(|name| node.users.iter().find(|u| u.name == name))
+        .map(|u| match &conflict {
+            NodeConflict::UnknownGroup { group, .. } => u
+                .groups
+                .iter()
+                .zip(&u.at.groups)
+                .find(|(g, _)| *g == group)
+                .map_or(&u.at.name, |(_, at)| at),
+            NodeConflict::NoFreeUid { .. } => u.at.uid.as_ref().unwrap_or(&u.at.name),
+            _ => &u.at.name,
+        })
+        .map(|at| Box::new(at.clone()));
+    PlanError::Node {
+        node: node.name.clone(),
+        at,
+        conflict,
+    }
 }
 
 fn resolve_password(
@@ -56,9 +80,15 @@ fn resolve_password(
         None => Ok(None),
         Some(rs::PasswordSpec::Hash(h)) => Ok(Some(h.clone())),
         Some(rs::PasswordSpec::Plain { source, scheme }) => {
-            let plain = source
-                .read()
-                .map_err(|e| err(node, format!("password of {}: {e}", u.name)))?;
+            let plain = source.read().map_err(|reason| {
+                user_err(
+                    node,
+                    NodeConflict::PasswordSource {
+                        user: u.name.clone(),
+                        reason,
+                    },
+                )
+            })?;
             let scheme = match scheme {
                 rs::PasswordScheme::Yescrypt => Scheme::Yescrypt,
                 _ => Scheme::Sha512,
@@ -66,7 +96,15 @@ fn resolve_password(
             let mut rng = derive::password_rng(seed, &node.name, &u.name);
             password::hash(&plain, scheme, &mut rng)
                 .map(Some)
-                .map_err(|e| err(node, e))
+                .map_err(|source| {
+                    user_err(
+                        node,
+                        NodeConflict::PasswordHash {
+                            user: u.name.clone(),
+                            source,
+                        },
+                    )
+                })
         }
     }
 }
@@ -142,10 +180,18 @@ fn interfaces(node: &NodeSpec) -> Result<Vec<Interface>, PlanError> {
                     let key = match &w.secret {
                         rs::WifiSecret::Psk(p) => p.clone(),
                         rs::WifiSecret::Passphrase(src) => {
-                            let pass = src
-                                .read()
-                                .map_err(|e| err(node, format!("Wi-Fi passphrase: {e}")))?;
-                            psk(&w.ssid, &pass).map_err(|e| err(node, e))?
+                            let pass = src.read().map_err(|reason| {
+                                err(node, NodeConflict::WifiPassphraseSource { reason })
+                            })?;
+                            psk(&w.ssid, &pass).map_err(|source| {
+                                err(
+                                    node,
+                                    NodeConflict::WifiKey {
+                                        ssid: w.ssid.clone(),
+                                        source,
+                                    },
+                                )
+                            })?
                         }
                     };
                     Some(WifiNetwork {
@@ -212,21 +258,19 @@ fn overlay_ops(
             let uid = owner_id(profile, users, &e.owner.user, false).ok_or_else(|| {
                 err(
                     node,
-                    format!(
-                        "overlay {}: owner {}: no such user in the image or among the \
-                         node's users",
-                        e.dest, e.owner.user
-                    ),
+                    NodeConflict::OverlayOwner {
+                        dest: e.dest.clone(),
+                        user: e.owner.user.to_string(),
+                    },
                 )
             })?;
             let gid = owner_id(profile, users, &e.owner.group, true).ok_or_else(|| {
                 err(
                     node,
-                    format!(
-                        "overlay {}: group {}: no such group in the image or among the \
-                         node's users",
-                        e.dest, e.owner.group
-                    ),
+                    NodeConflict::OverlayGroup {
+                        dest: e.dest.clone(),
+                        group: e.owner.group.to_string(),
+                    },
                 )
             })?;
             let owner = Owner {
@@ -235,8 +279,15 @@ fn overlay_ops(
                 gid,
             };
             let read = || {
-                std::fs::read(&e.source)
-                    .map_err(|x| err(node, format!("overlay {}: {x}", e.source.display())))
+                std::fs::read(&e.source).map_err(|source| {
+                    err(
+                        node,
+                        NodeConflict::OverlayRead {
+                            path: e.source.clone(),
+                            source,
+                        },
+                    )
+                })
             };
             ops.push(match &e.kind {
                 rs::EntryKind::Dir => FileOp::Mkdir {
@@ -254,7 +305,9 @@ fn overlay_ops(
                     let src = String::from_utf8(read()?).map_err(|_| {
                         err(
                             node,
-                            format!("template {} is not UTF-8", e.source.display()),
+                            NodeConflict::TemplateNotUtf8 {
+                                path: e.source.clone(),
+                            },
                         )
                     })?;
                     let text = crate::recipe::template::render(
@@ -262,7 +315,7 @@ fn overlay_ops(
                         &src,
                         &ctx,
                     )
-                    .map_err(|x| err(node, x))?;
+                    .map_err(|x| err(node, NodeConflict::Template(x)))?;
                     FileOp::Write {
                         part,
                         path: e.dest.clone(),
@@ -312,10 +365,7 @@ pub fn plan_node(
     let bake = mode != rs::CloudInitMode::Seed;
     let seeds = mode != rs::CloudInitMode::Bake || profile.has_cloud_init();
     if mode != rs::CloudInitMode::Bake && !profile.has_cloud_init() {
-        return Err(err(
-            node,
-            "cloud_init.mode seed/both needs an image with cloud-init; this one has none (use mode: bake)",
-        ));
+        return Err(err(node, NodeConflict::NoCloudInit));
     }
     let mut ops = Vec::new();
     let (users, removed) = users(node, profile, seed)?;
@@ -329,14 +379,18 @@ pub fn plan_node(
         for r in &removed {
             ops.extend(remove_user_ops(profile, r));
         }
-        ops.extend(user_ops(profile, &users, &removed, recipe.epoch).map_err(|e| err(node, e))?);
+        ops.extend(
+            user_ops(profile, &users, &removed, recipe.epoch).map_err(|c| user_err(node, c))?,
+        );
         if profile.is_raspios() && (!users.is_empty() || !removed.is_empty()) {
             ops.extend(disarm_user_wizard());
         }
     }
     if node.ssh.host_keys == rs::HostKeys::Generate {
-        host_key =
-            Some(derive::host_key(seed, &node.name, &node.hostname).map_err(|e| err(node, e))?);
+        host_key = Some(
+            derive::host_key(seed, &node.name, &node.hostname)
+                .map_err(|e| err(node, NodeConflict::HostKey(e)))?,
+        );
     }
     let ssh = SshdConfig {
         enable: node.ssh.enable,
@@ -386,8 +440,8 @@ pub fn plan_node(
         .collect();
     // The image's own first-boot steps that would replace the disk id and host keys go first,
     // so that a recipe's own `cmdline.add` can still put a token back.
-    let disarm =
-        super::firstboot::disarm(profile, node.boot.grow_root).map_err(|e| err(node, e))?;
+    let disarm = super::firstboot::disarm(profile, node.boot.grow_root)
+        .map_err(|e| err(node, NodeConflict::Firstboot(e)))?;
     ops.extend(super::firstboot::disarm_ops(&disarm));
     ops.extend(boot_ops(&config, &cmdline_add, &node.boot.cmdline_remove));
     ops.extend(mount_ops(&node.mounts));
@@ -404,8 +458,8 @@ pub fn plan_node(
     }
     let overlays = overlay_ops(recipe, node, profile, &users, extras)?;
     let written: Vec<FileOp> = ops.iter().chain(&overlays).cloned().collect();
-    let links =
-        enable_links(&node.services.enable, &written, &profile.units).map_err(|e| err(node, e))?;
+    let links = enable_links(&node.services.enable, &written, &profile.units)
+        .map_err(|e| err(node, NodeConflict::EnableLinks(e)))?;
     for (path, target) in links {
         ops.push(FileOp::Symlink {
             path,
@@ -484,4 +538,51 @@ pub fn plan_node(
         login_user,
         secret_values: extras.values.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::LoadOptions;
+
+    #[test]
+    fn user_conflicts_point_at_the_user_or_group_in_the_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.img"), b"x").unwrap();
+        let path = dir.path().join("r.yaml");
+        std::fs::write(
+            &path,
+            "cluster: { name: lab }\nbase: { path: base.img }\nnodes: [{ name: n1 }]\n\
+             users:\n  - name: alice\n    groups: [adm, dockr]\n",
+        )
+        .unwrap();
+        let recipe = crate::recipe::load(&path, &LoadOptions::default()).unwrap();
+        let node = &recipe.nodes[0];
+        let place = |c: NodeConflict| {
+            let e = user_err(node, c);
+            let at = e.origin().expect("a user's conflict has a place").clone();
+            (at.line, at.column, at.field, e.field())
+        };
+        assert_eq!(
+            place(NodeConflict::UnknownGroup {
+                user: "alice".into(),
+                group: "dockr".into(),
+            }),
+            (6, 19, "users[0].groups[1]".into(), "users.groups".into())
+        );
+        assert_eq!(
+            place(NodeConflict::UserExists {
+                user: "alice".into()
+            }),
+            (5, 11, "users[0].name".into(), "users.name".into())
+        );
+        // A conflict about no user of the recipe has no place.
+        let e = user_err(node, NodeConflict::UserExists { user: "bob".into() });
+        assert!(e.origin().is_none());
+        assert_eq!(
+            crate::error::chain(&e),
+            "node n1: user bob already exists in the image; write `default_user: remove` to \
+             replace the image's default user, or choose another name"
+        );
+    }
 }

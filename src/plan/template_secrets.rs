@@ -8,7 +8,7 @@ use crate::recipe::{ClusterSecretValue, DerivedKind, HostKeys, ResolvedRecipe};
 use crate::secrets::cluster::{ssh_ed25519, token};
 use crate::secrets::derive;
 
-use super::PlanError;
+use super::{NodeConflict, PlanError};
 
 /// `secrets` and `host_keys` for every node's templates.
 #[derive(Clone, Default)]
@@ -37,7 +37,6 @@ impl TemplateSecrets {
         let mut secrets = Map::new();
         let mut values = Vec::new();
         for s in &recipe.secrets {
-            let err = |e: String| PlanError::Conflict(format!("secrets.{}: {e}", s.name));
             let v = match &s.value {
                 ClusterSecretValue::Derived(DerivedKind::Token) => {
                     let t = token(seed, &s.name);
@@ -45,13 +44,20 @@ impl TemplateSecrets {
                     Value::String(t)
                 }
                 ClusterSecretValue::Derived(DerivedKind::SshEd25519) => {
-                    let k = ssh_ed25519(seed, &s.name, &recipe.cluster.name)
-                        .map_err(|e| err(e.to_string()))?;
+                    let k = ssh_ed25519(seed, &s.name, &recipe.cluster.name).map_err(|source| {
+                        PlanError::SecretKey {
+                            name: s.name.clone(),
+                            source,
+                        }
+                    })?;
                     values.push((s.name.clone(), k.private_openssh.clone()));
                     json!({ "private": k.private_openssh, "public": k.public_openssh })
                 }
                 ClusterSecretValue::Source(source) => {
-                    let t = source.read().map_err(err)?;
+                    let t = source.read().map_err(|reason| PlanError::SecretSource {
+                        name: s.name.clone(),
+                        reason,
+                    })?;
                     values.push((s.name.clone(), t.clone()));
                     Value::String(t)
                 }
@@ -67,7 +73,7 @@ impl TemplateSecrets {
             // The one derivation the node's own plan uses too, so the key a template names is
             // the key the node gets.
             let k = derive::host_key(seed, &n.name, &n.hostname)
-                .map_err(|e| PlanError::Conflict(format!("node {}: {e}", n.name)))?;
+                .map_err(|e| PlanError::node(&n.name, NodeConflict::HostKey(e)))?;
             host_keys.insert(n.name.clone(), Value::String(k.public_key));
         }
         let mut vars = Map::new();

@@ -6,7 +6,7 @@
 
 use crate::ops::{FileOp, Owner, Part, TextEdit};
 
-use super::PlanError;
+use super::NodeConflict;
 use super::profile::Profile;
 
 /// How a user may use sudo.
@@ -109,7 +109,7 @@ pub fn user_ops(
     users: &[Account],
     removed: &[String],
     epoch: i64,
-) -> Result<Vec<FileOp>, PlanError> {
+) -> Result<Vec<FileOp>, NodeConflict> {
     let mut ops = Vec::new();
     let days = (epoch / 86_400).to_string();
     let mut taken: Vec<u32> = profile
@@ -126,28 +126,28 @@ pub fn user_ops(
     };
     for u in users {
         if profile.users.iter().any(|e| e.name == u.name) && !removed.contains(&u.name) {
-            return Err(PlanError::Conflict(format!(
-                "user {} already exists in the image; write `default_user: remove` to replace the \
-                 image's default user, or choose another name",
-                u.name
-            )));
+            return Err(NodeConflict::UserExists {
+                user: u.name.clone(),
+            });
         }
         let uid = match u.uid {
             Some(uid) => uid,
             None => {
-                let next = (1000..60000)
-                    .find(|c| !taken.contains(c))
-                    .ok_or_else(|| PlanError::Conflict("no free uid left".into()))?;
+                let next = (1000..60000).find(|c| !taken.contains(c)).ok_or_else(|| {
+                    NodeConflict::NoFreeUid {
+                        user: u.name.clone(),
+                    }
+                })?;
                 taken.push(next);
                 next
             }
         };
         for g in &u.groups {
             if !profile.groups.contains(g) {
-                return Err(PlanError::Conflict(format!(
-                    "user {}: group {g} does not exist in the image",
-                    u.name
-                )));
+                return Err(NodeConflict::UnknownGroup {
+                    user: u.name.clone(),
+                    group: g.clone(),
+                });
             }
         }
         let (uid_s, home) = (uid.to_string(), format!("/home/{}", u.name));

@@ -87,3 +87,33 @@ fn issue13_an_io_failure_prints_its_context_and_its_cause_once() {
         "{err}"
     );
 }
+
+#[test]
+fn issue13_a_planning_error_names_the_node_and_the_setting_and_writes_nothing() {
+    let dir = crate::support::tmp();
+    base_image(dir.path());
+    let r = recipe(dir.path(), "services: { enable: [nope.service] }\n");
+    let err = fails_with(&piimage(dir.path(), &["build", "r.yaml"]), &[]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    once_each_in_order(
+        &err,
+        &[
+            "building r.yaml",
+            "node n1",
+            "services.enable: no unit file nope.service in the image",
+        ],
+    );
+    assert!(
+        crate::hostile::files(&dir.path().join("out")).is_empty(),
+        "a failed plan leaves no output"
+    );
+
+    let out = piimage(dir.path(), &["plan", "--json", r.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = v["errors"][0]["message"].as_str().unwrap();
+    once_each_in_order(
+        message,
+        &["node n1", "services.enable: no unit file nope.service"],
+    );
+}
