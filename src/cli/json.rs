@@ -1,4 +1,4 @@
-//! `--json` for `validate`, `plan` and `build`: one JSON object on stdout, versioned
+//! `--json` for `validate`, `plan`, `build`, `merge` and `localize`: one JSON object on stdout, versioned
 //! (`"version": 1`), laid out in `docs/cli-json.md`. Errors are JSON too when `--json` was
 //! given: `{"version": 1, "command": …, "ok": false, "errors": [...]}` on stdout, exit status 1,
 //! each error with the file, line, column and field of a recipe problem (`null` when the error

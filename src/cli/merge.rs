@@ -1,9 +1,10 @@
 //! `piimage merge DIR... [--out DIR] [--base-url URL]` and `piimage localize DIR`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::Args;
+use serde_json::json;
 
 use piimage::cluster::RenderOptions;
 use piimage::cluster::merge::merge;
@@ -32,6 +33,11 @@ pub struct MergeArgs {
     /// relative to the manifest).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<BaseUrl>,
+
+    /// Print the result as one JSON object on stdout (layout in docs/cli-json.md in the
+    /// source); errors too.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `piimage merge`.
@@ -45,6 +51,21 @@ pub fn run(args: &MergeArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         base_url: args.base_url.clone(),
     };
     let report = merge(&args.dirs, &out, &opts)?;
+    if args.json {
+        return super::json::print(&super::json::ok(
+            "merge",
+            json!({
+                "dir": report.dir.display().to_string(),
+                "nodes": report.built,
+                "copied": report.copied.iter().map(|f| relative(&report.dir, f)).collect::<Vec<_>>(),
+                "cluster_files": report
+                    .cluster_files
+                    .iter()
+                    .map(|f| relative(&report.dir, f))
+                    .collect::<Vec<_>>(),
+            }),
+        ));
+    }
     println!(
         "merged {} node image(s) into {} ({} file(s) copied)",
         report.built.len(),
@@ -69,13 +90,33 @@ pub struct LocalizeArgs {
     /// An output directory of piimage build or merge.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+
+    /// Print the files written as one JSON object on stdout (layout in docs/cli-json.md in the
+    /// source); errors too.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `piimage localize`.
 pub fn run_localize(args: &LocalizeArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     let files = piimage::cluster::localize(&args.dir)?;
+    if args.json {
+        // Absolute paths: what localize writes is for this place only.
+        return super::json::print(&super::json::ok(
+            "localize",
+            json!({
+                "dir": args.dir.display().to_string(),
+                "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+            }),
+        ));
+    }
     for f in &files {
         println!("wrote {}", f.display());
     }
     Ok(())
+}
+
+/// `path` relative to `dir` (a file the command wrote there), else as it is.
+fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
 }

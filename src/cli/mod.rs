@@ -107,6 +107,8 @@ impl Command {
             Self::Validate(a) if a.json => Some("validate"),
             Self::Plan(a) if a.json => Some("plan"),
             Self::Build(a) if a.json => Some("build"),
+            Self::Merge(a) if a.json => Some("merge"),
+            Self::Localize(a) if a.json => Some("localize"),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use xtask::fixtures::{self, Fixture, Format};
 
@@ -316,9 +317,22 @@ fn issue10_gateway_and_worker_in_one_directory_survive_a_move() {
     );
 
     // At the destination, localize writes the absolute forms.
-    let out = piimage_in(Path::new("/"), &["localize", moved.to_str().unwrap()], &[]);
+    let out = piimage_in(
+        Path::new("/"),
+        &["localize", "--json", moved.to_str().unwrap()],
+        &[],
+    );
     ok(&out, "localize");
     let local = moved.join("pico.local.rpi-imager-manifest");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["files"],
+        json!([
+            moved.join("ssh_config.local").display().to_string(),
+            local.display().to_string()
+        ]),
+        "{v}"
+    );
     let decode = |urls: &[String]| -> Vec<PathBuf> {
         urls.iter()
             .map(|u| piimage::output::manifest::path_from_file_uri(u).unwrap_or_default())
@@ -361,9 +375,43 @@ fn issue10_four_shards_and_merge_equal_one_build() {
     assert_eq!(s1.lines().count(), 4, "{s1}");
 
     let merged = root.path().join("merged");
-    let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
+    let mut args = vec!["merge", "--json", "--out", merged.to_str().unwrap()];
     args.extend(shards.iter().map(|d| d.to_str().unwrap()));
-    ok(&piimage_in(root.path(), &args, &[]), "merge");
+    let out = piimage_in(root.path(), &args, &[]);
+    ok(&out, "merge");
+    // --json: what was merged, file names relative to the directory.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&v["command"], &v["ok"]), (&json!("merge"), &json!(true)));
+    let mut nodes: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    nodes.sort_unstable();
+    let want: Vec<String> = (1..=8).map(|i| format!("worker-0{i}")).collect();
+    assert_eq!(nodes, want);
+    let copied: Vec<&str> = v["copied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    for i in 1..=8 {
+        assert!(
+            copied.contains(&format!("pico-worker-0{i}.img.zst").as_str()),
+            "{v}"
+        );
+    }
+    for name in &copied {
+        assert!(merged.join(name).is_file(), "{name}");
+    }
+    for f in CLUSTER_FILES {
+        assert!(
+            v["cluster_files"].as_array().unwrap().contains(&json!(f)),
+            "{f} not in {v}"
+        );
+    }
     for f in CLUSTER_FILES {
         assert_eq!(read(&whole, f), read(&merged, f), "{f}");
     }
@@ -423,23 +471,31 @@ fn issue10_four_shards_and_merge_equal_one_build() {
         &["--node", "worker-01"],
         ("PIIMAGE_TEST_SEED", "another"),
     );
-    let out = piimage_in(
-        root.path(),
-        &[
-            "merge",
-            "--out",
-            root.path().join("m2").to_str().unwrap(),
-            shards[0].to_str().unwrap(),
-            other.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
+    let refused = |json: bool| {
+        let m2 = root.path().join("m2");
+        let mut args = vec!["merge", "--out", m2.to_str().unwrap()];
+        args.extend([shards[0].to_str().unwrap(), other.to_str().unwrap()]);
+        if json {
+            args.push("--json");
+        }
+        let out = piimage_in(root.path(), &args, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            !m2.exists() || tree(&m2).is_empty(),
+            "a refused merge writes nothing"
+        );
+        out
+    };
+    let out = refused(false);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("other-seed/records/") && err.contains("built with seed id"),
         "{err}"
     );
+    let v: serde_json::Value = serde_json::from_slice(&refused(true).stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let message = v["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("built with seed id"), "{v}");
     let before = tree(&shards[1]);
     let base = base();
     let out = piimage_in(
