@@ -15,11 +15,12 @@ packages=(
   dnsmasq-base nfs-kernel-server      # dnsmasq --test, exportfs (netboot output checks)
   man-db groff-base bsdutils          # man -l of the generated man pages; script(1) for a tty
   systemd                             # systemd-analyze verify (the presets' units)
+  docker-compose openmpi-bin          # docker-compose config, mpirun's hostfile map (presets)
 )
 # What the tests call. The boot tests' own tools (mmdebstrap, qemu-system-x86_64) are installed
 # too, but only needed as root: without root the boot tests say so and pass.
 tools=(sfdisk mkfs.fat fsck.fat mcopy mke2fs e2fsck debugfs xz zstd gzip bmaptool dnsmasq exportfs
-       ssh-keygen sshd netplan cloud-init man script systemd-analyze)
+       ssh-keygen sshd netplan cloud-init man script systemd-analyze docker-compose mpirun)
 export PATH="$PATH:/usr/sbin:/sbin"
 missing() {
   local t

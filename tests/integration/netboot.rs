@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use xtask::fixtures::{self, Fixture, Format};
 
@@ -515,117 +514,13 @@ fn issue12_netboot_roots_and_tftp_trees_match_the_node_images() {
         );
     }
     let exports = std::fs::read_to_string(nb.join("exports")).unwrap();
-    check_exports(
+    crate::support::exports_accepted(
         &exports,
         &["/srv/nfs/pico/nb-1", "/srv/nfs/pico/nb-2", "/srv/tftp"],
     );
     let readme = std::fs::read_to_string(nb.join("README.md")).unwrap();
     assert!(readme.contains("BOOT_ORDER=0xf21"));
     assert!(readme.contains("-xpf roots/nb-2.root.tar.zst -C /srv/nfs/pico/nb-2"));
-}
-
-/// `/etc/exports` syntax (exports(5)): `PATH CLIENT(OPTIONS)`, an absolute path, a client
-/// network in CIDR form, options from the list nfs-utils knows; and, where `exportfs` is
-/// installed, its own parser on the file (in a private mount namespace over /etc/exports).
-fn check_exports(text: &str, want: &[&str]) {
-    const OPTIONS: &[&str] = &[
-        "rw",
-        "ro",
-        "sync",
-        "async",
-        "no_subtree_check",
-        "no_root_squash",
-    ];
-    let mut paths = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        let (path, client) = line.split_once(' ').unwrap();
-        assert!(path.starts_with('/'), "{line}");
-        let (net, opts) = client.split_once('(').unwrap();
-        let opts = opts.strip_suffix(')').unwrap();
-        assert!(net.parse::<ipnet::IpNet>().is_ok(), "{line}: client {net}");
-        for o in opts.split(',') {
-            assert!(OPTIONS.contains(&o), "{line}: option {o}");
-        }
-        paths.push(path.to_owned());
-    }
-    assert_eq!(paths, want);
-    exportfs_accepts(text, &paths);
-}
-
-/// `exportfs -ra` on `text` as `/etc/exports`, in a private mount namespace where
-/// `/etc/exports`, `/var/lib/nfs` and the exported trees' top directory are bind mounts of
-/// scratch files, so the machine's own exports are untouched. Skipped (with a note) where
-/// `unshare` or `exportfs` is missing or not root, and where the kernel's NFS server is
-/// mounted (`/proc/fs/nfsd`: exportfs would tell it about the exports); fails under
-/// `CI=true` when the tools are missing.
-fn exportfs_accepts(text: &str, paths: &[String]) {
-    let have = |tool: &str| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("PATH=$PATH:/usr/sbin:/sbin command -v {tool}"))
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if !(root && have("unshare") && have("exportfs")) {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "exportfs check needs root, unshare and exportfs (nfs-kernel-server)"
-        );
-        eprintln!("note: exportfs not run (needs root, unshare, nfs-kernel-server)");
-        return;
-    }
-    if Path::new("/proc/fs/nfsd/exports").exists() {
-        eprintln!("note: exportfs not run: the kernel's NFS server is mounted here");
-        return;
-    }
-    let scratch = tempfile::tempdir_in(repo().join("target")).unwrap();
-    let d = scratch.path();
-    std::fs::write(d.join("exports"), text).unwrap();
-    for sub in ["nfs-state", "top"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
-    let tops: BTreeSet<&str> = paths
-        .iter()
-        .map(|p| p.trim_start_matches('/').split('/').next().unwrap())
-        .collect();
-    assert_eq!(
-        tops.len(),
-        1,
-        "the test's exports share one top directory: {tops:?}"
-    );
-    let top = format!("/{}", tops.iter().next().unwrap());
-    let mkdirs: Vec<String> = paths.iter().map(|p| format!("mkdir -p '{p}'")).collect();
-    let script = format!(
-        "set -e\n\
-         mount --bind '{d}/exports' /etc/exports\n\
-         mount --bind '{d}/nfs-state' /var/lib/nfs\n\
-         mkdir -p '{top}' && mount --bind '{d}/top' '{top}'\n\
-         {mkdirs}\n\
-         exportfs -ra\n\
-         cat /var/lib/nfs/etab\n",
-        d = d.display(),
-        mkdirs = mkdirs.join("\n")
-    );
-    let out = run("unshare", &["-m", "sh", "-c", &script]);
-    let etab = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "exportfs -ra refused the exports:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for p in paths {
-        assert!(
-            etab.lines().any(|l| l.starts_with(&format!("{p}\t"))),
-            "{p} not exported:\n{etab}"
-        );
-    }
 }
 
 /// Loads `text` as a recipe; returns `(field, line, message)` of each problem.
