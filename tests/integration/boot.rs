@@ -88,6 +88,97 @@ fn case(flavour: Flavour) -> Case {
 /// (the seed on FAT carries no hash; `openssl passwd -6 -salt bootsalt carol-boot-pw`).
 const CAROL_HASH: &str = "$6$bootsalt$QUErHaYHIsd8RMdVvhmLe1UrFjfiTq6tH56iPHu.NZPqJP9mi6mrVKi/ZI3Rtr8PC1fNJdkQfcB0Z4kVZy/Gn/";
 
+/// A first-boot step of the presets' kind (issue 16), written where `dir` says: the presets' own
+/// runner (`overlays/presets/firstboot`) and a unit shaped like theirs, around a command that
+/// fails on its first attempt and succeeds on its second. It needs no network, so the boot
+/// proves the mechanism every preset's install relies on: run at boot, retried, logged to the
+/// journal, a marker left, never run again.
+fn preset_step_overlay(dir: &Path) {
+    let unit = dir.join("etc/systemd/system/piimage-boottest.service");
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    std::fs::write(
+        &unit,
+        "[Unit]\n\
+         Description=A first-boot step like the presets' installs (piimage boot test)\n\
+         Wants=network-online.target\n\
+         After=network-online.target\n\
+         ConditionPathExists=!/var/lib/piimage-presets/boottest.done\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         RemainAfterExit=yes\n\
+         ExecStart=/usr/local/sbin/piimage-preset-step boottest /usr/local/lib/piimage-presets/boottest\n\
+         SyslogIdentifier=boottest\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+    )
+    .unwrap();
+    let step = dir.join("usr/local/lib/piimage-presets/boottest");
+    std::fs::create_dir_all(step.parent().unwrap()).unwrap();
+    std::fs::write(
+        &step,
+        "#!/bin/sh\n\
+         # Fails once (as an install does before the network is up), then succeeds.\n\
+         mkdir -p /var/lib/boottest\n\
+         echo attempt >>/var/lib/boottest/attempts\n\
+         [ -e /var/lib/boottest/failed-once ] && exit 0\n\
+         touch /var/lib/boottest/failed-once\n\
+         exit 1\n",
+    )
+    .unwrap();
+}
+
+/// The preset-style step of [`preset_step_overlay`] ran at first boot: two attempts (the first
+/// failed and was retried), the marker, the runner's lines in the journal.
+fn check_preset_step(c: &Case, ssh: &Ssh<'_>) {
+    let name = c.flavour.name();
+    let marker = "/var/lib/piimage-presets/boottest.done";
+    // The retry waits 10 s; allow for a slow emulated boot.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while !ssh.run(&format!("test -e {marker}")).status.success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: the preset-style first-boot step left no marker:\n{}",
+            ssh.ok("sudo -n journalctl --no-pager -u piimage-boottest; systemctl status piimage-boottest || true")
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    assert_eq!(
+        ssh.ok("cat /var/lib/boottest/attempts"),
+        "attempt\nattempt\n",
+        "{name}: one failed attempt, one retry"
+    );
+    let journal = ssh.ok("sudo -n journalctl --no-pager -o cat -u piimage-boottest");
+    for line in [
+        "boottest: attempt 1: /usr/local/lib/piimage-presets/boottest",
+        "boottest: attempt 1 failed; next one in 10s",
+        "boottest: attempt 2: /usr/local/lib/piimage-presets/boottest",
+        "boottest: done; /var/lib/piimage-presets/boottest.done written",
+    ] {
+        assert!(
+            journal.contains(line),
+            "{name}: {line:?} not in the journal:\n{journal}"
+        );
+    }
+}
+
+/// After a reboot the step did not run again: its unit's condition (the marker) was false.
+fn check_preset_step_done(c: &Case, ssh: &Ssh<'_>) {
+    let name = c.flavour.name();
+    assert_eq!(
+        ssh.ok("cat /var/lib/boottest/attempts"),
+        "attempt\nattempt\n",
+        "{name}: the step ran again after the reboot"
+    );
+    assert_eq!(
+        ssh.ok("systemctl show -P ConditionResult piimage-boottest.service")
+            .trim(),
+        "no",
+        "{name}: the step's unit was not skipped by its marker"
+    );
+}
+
 /// The two-node recipe every flavour is built with. Node addresses are in qemu's user-network
 /// subnet, so the static address of node-a is the one qemu forwards SSH to.
 fn recipe(c: &Case, pubkey: &str) -> String {
@@ -117,10 +208,18 @@ fn recipe(c: &Case, pubkey: &str) -> String {
          network:\n\
          \x20 interfaces:\n\
          \x20   eth0: {{ gateway: 10.0.2.2, dns: [10.0.2.3] }}\n\
+         overlays:\n\
+         \x20 - {runner}\n\
+         \x20 - source: step\n\
+         \x20   rules: [{{ glob: \"/usr/local/lib/piimage-presets/*\", mode: \"0755\" }}]\n\
+         services: {{ enable: [piimage-boottest.service] }}\n\
          nodes:\n\
          \x20 - {{ name: node-a, address: 10.0.2.15/24 }}\n\
          \x20 - {{ name: node-b, address: 10.0.2.16/24 }}\n",
         locale = c.locale,
+        runner = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("overlays/presets/firstboot")
+            .display(),
     )
 }
 
@@ -414,6 +513,7 @@ fn first_boot(flavour: Flavour) {
     let build = work.join("build");
     std::fs::create_dir(&build).unwrap();
     std::fs::write(build.join("boot.yaml"), recipe(&c, pubkey.trim())).unwrap();
+    preset_step_overlay(&build.join("step"));
     let cache = work.join("cache");
     let (mut pi, _pi_dirs) = Piimage::new().command();
     let out = pi
@@ -473,6 +573,7 @@ fn first_boot(flavour: Flavour) {
     );
     check_running(&c, &ssh, &node_id);
     check_grown(&c, &ssh, disk_bytes);
+    check_preset_step(&c, &ssh);
     ansible_ping(&handoff, ssh.port, &key);
     let instance = c
         .cloud_init
@@ -489,6 +590,7 @@ fn first_boot(flavour: Flavour) {
     drop(vm);
     let (vm, _) = boot(&b, &disk, work, &mut ssh, "reboot");
     check_running(&c, &ssh, &node_id);
+    check_preset_step_done(&c, &ssh);
     if let Some(before) = instance {
         assert_eq!(
             ssh.ok("cat /var/lib/cloud/data/instance-id"),
