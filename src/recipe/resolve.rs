@@ -15,7 +15,7 @@ use super::located::{Located, Origin};
 use super::merge::Merge;
 use super::nodes::{self, ExpandedNode};
 use super::raw::{RawRecipe, RawSettings};
-use super::spec::{ClusterSpec, DEFAULT_EPOCH, NodeSpec, ResolvedRecipe, SettingOrigins};
+use super::spec::{ClusterSpec, DEFAULT_EPOCH, Medium, NodeSpec, ResolvedRecipe, SettingOrigins};
 use super::template::RESERVED_VARS;
 use super::{network, overlay, sections, syntax, users};
 
@@ -81,6 +81,12 @@ pub(crate) fn resolve(
     checks::check_roles(&mut ctx, &roles, &expanded);
     checks::check_unique(&mut ctx, &expanded);
     let selected = checks::selection(&mut ctx, r.build.as_ref(), &expanded);
+    let medium_at = r
+        .output
+        .as_ref()
+        .and_then(|o| o.value.medium.as_ref())
+        .map(|m| m.at.clone());
+    let medium = medium_at.as_ref().map(|at| (output.0.medium, at));
     let mut node_specs = Vec::with_capacity(expanded.len());
     let mut route_origins = Vec::with_capacity(expanded.len());
     for (exp, sel) in expanded.iter().zip(selected) {
@@ -89,7 +95,7 @@ pub(crate) fn resolve(
             settings.merge(role.value.clone());
         }
         settings.merge(exp.settings.clone());
-        let (spec, route_at) = node(&mut ctx, &cluster, exp, settings, sel);
+        let (spec, route_at) = node(&mut ctx, &cluster, exp, settings, sel, medium);
         node_specs.push(spec);
         route_origins.push(route_at.unwrap_or_else(|| exp.at.clone()));
     }
@@ -138,6 +144,7 @@ fn node(
     exp: &ExpandedNode,
     s: RawSettings,
     selected: bool,
+    medium: Option<(Medium, &Origin)>,
 ) -> (NodeSpec, Option<Origin>) {
     let hostname = match &exp.hostname {
         Some(h) => {
@@ -175,7 +182,11 @@ fn node(
             ctx.check(&r.at, syntax::hostname_label(&r.value));
             r.at.clone()
         });
-    let (boot, config_origins) = sections::boot(ctx, s.boot.as_ref());
+    let (mut boot, mut config_origins) = sections::boot(ctx, s.boot.as_ref());
+    for (line, at) in sections::hardware(ctx, s.hardware.as_ref(), medium) {
+        boot.config_txt.push(line);
+        config_origins.push(at);
+    }
     let keyboard = sections::keyboard(ctx, s.keyboard.as_ref());
     let timezone = s.timezone.as_ref().and_then(|t| {
         ctx.check(&t.at, syntax::timezone(&t.value))

@@ -9,10 +9,11 @@ use super::ctx::Ctx;
 use super::located::{Located, Origin, StrOr};
 use super::net;
 use super::raw::{
-    RawBoot, RawCloudInit, RawConfigLine, RawHosts, RawKeyboard, RawMount, RawServices, RawSsh,
+    PoeHat, RawBoot, RawCloudInit, RawConfigLine, RawHardware, RawHosts, RawKeyboard, RawMount,
+    RawServices, RawSsh,
 };
 use super::spec::{
-    BootSpec, CloudInitMode, CloudInitSpec, ConfigLine, HostEntry, HostKeys, KeyboardSpec,
+    BootSpec, CloudInitMode, CloudInitSpec, ConfigLine, HostEntry, HostKeys, KeyboardSpec, Medium,
     MountSpec, ServicesSpec, SshSpec,
 };
 use super::syntax;
@@ -249,6 +250,134 @@ pub(crate) fn cloud_init(
             .replace("{cluster}", cluster)
             .replace("{node}", node),
     }
+}
+
+/// Fan steps a PoE HAT overlay takes (`poe_fan_temp0` to `poe_fan_temp3`).
+const MAX_FAN_STEPS: usize = 4;
+
+/// The `hardware` settings (and, for `output.medium: nvme`, the Pi 5's PCIe connector) as
+/// `config.txt` lines, each with where it was written, in the order they are added: after the
+/// recipe's own `boot.config_txt` lines (docs/hardware.md says which line does what).
+pub(crate) fn hardware(
+    ctx: &mut Ctx,
+    raw: Option<&Located<RawHardware>>,
+    medium: Option<(Medium, &Origin)>,
+) -> Vec<(ConfigLine, Origin)> {
+    let mut out = Vec::new();
+    let all = |line: String| ConfigLine {
+        section: None,
+        line,
+    };
+    let pi5 = |line: &str| ConfigLine {
+        section: Some("pi5".into()),
+        line: line.to_owned(),
+    };
+    let hw = raw.map(|r| &r.value);
+    if let Some(h) = hw {
+        // The fan steps go on the overlay's own line, so that they cannot apply to another
+        // overlay loaded after it (a `dtparam=` line sets the parameters of the last one).
+        let mut params = Vec::new();
+        if let Some(fan) = &h.poe_fan {
+            if h.poe_hat.is_none() {
+                ctx.problem(
+                    &fan.at,
+                    "poe_fan sets the fan of a PoE HAT: say which with `poe_hat: poe` or \
+                     `poe_hat: poe_plus`",
+                );
+            }
+            if fan.value.is_empty() || fan.value.len() > MAX_FAN_STEPS {
+                ctx.problem(
+                    &fan.at,
+                    format!(
+                        "the PoE HAT fan has 1 to {MAX_FAN_STEPS} steps (this lists {})",
+                        fan.value.len()
+                    ),
+                );
+            }
+            let mut last: Option<u32> = None;
+            for (i, step) in fan.value.iter().enumerate().take(MAX_FAN_STEPS) {
+                let t = &step.value.temp;
+                let hyst = step.value.hysteresis.as_ref().map_or(2, |h| h.value);
+                if !(20..=100).contains(&t.value) {
+                    ctx.problem(
+                        &t.at,
+                        format!(
+                            "{} °C: a fan step is between 20 and 100 °C (degrees, not \
+                             millidegrees)",
+                            t.value
+                        ),
+                    );
+                } else if last.is_some_and(|l| t.value <= l) {
+                    ctx.problem(
+                        &t.at,
+                        format!(
+                            "{} °C: each fan step is hotter than the one before it",
+                            t.value
+                        ),
+                    );
+                }
+                if let Some(h) = &step.value.hysteresis
+                    && (h.value > 20 || h.value >= t.value)
+                {
+                    ctx.problem(
+                        &h.at,
+                        format!(
+                            "hysteresis {} °C: at most 20 °C, and below the step's temperature",
+                            h.value
+                        ),
+                    );
+                }
+                last = Some(t.value);
+                params.push(format!(
+                    "poe_fan_temp{i}={},poe_fan_temp{i}_hyst={}",
+                    u64::from(t.value) * 1000,
+                    u64::from(hyst) * 1000
+                ));
+            }
+        }
+        if let Some(hat) = &h.poe_hat {
+            let overlay = match hat.value {
+                PoeHat::Poe => "rpi-poe",
+                PoeHat::PoePlus => "rpi-poe-plus",
+            };
+            let line = std::iter::once(format!("dtoverlay={overlay}"))
+                .chain(params)
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push((all(line), hat.at.clone()));
+        }
+        if let Some(w) = h.wifi.as_ref().filter(|w| !w.value) {
+            out.push((all("dtoverlay=disable-wifi".into()), w.at.clone()));
+        }
+        if let Some(b) = h.bluetooth.as_ref().filter(|b| !b.value) {
+            out.push((all("dtoverlay=disable-bt".into()), b.at.clone()));
+        }
+    }
+    let pcie = hw.and_then(|h| h.pcie_gen.as_ref());
+    match pcie {
+        Some(g) if g.value == 2 || g.value == 3 => {
+            out.push((pi5("dtparam=pciex1"), g.at.clone()));
+            if g.value == 3 {
+                out.push((pi5("dtparam=pciex1_gen=3"), g.at.clone()));
+            }
+        }
+        Some(g) => ctx.problem(
+            &g.at,
+            format!(
+                "pcie_gen {}: the Raspberry Pi 5's PCIe connector runs at generation 2 (its \
+                 certified speed) or 3",
+                g.value
+            ),
+        ),
+        None => {
+            // An NVMe drive on a Pi 5 is on the PCIe connector, which is off unless the M.2
+            // board identifies itself: turn it on.
+            if let Some((Medium::Nvme, at)) = medium {
+                out.push((pi5("dtparam=pciex1"), at.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The boot settings, and where each kept `config_txt` line was written.

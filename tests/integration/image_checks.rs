@@ -411,3 +411,132 @@ fn issue9_locale_generated_on_first_boot_only_when_the_image_lacks_it() {
         }
     }
 }
+
+/// `(section, line)` of every active line of a `config.txt` (`None` before the first header).
+fn config_lines(text: &str) -> Vec<(Option<String>, String)> {
+    let mut section = None;
+    let mut out = Vec::new();
+    for l in active(text) {
+        let l = l.trim();
+        match l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            Some(name) => section = Some(name.to_owned()),
+            None => out.push((section.clone(), l.to_owned())),
+        }
+    }
+    out
+}
+
+#[test]
+fn issue11_hardware_settings_become_config_txt_lines() {
+    let dir = crate::support::tmp();
+    let d = dir.path();
+    std::fs::write(
+        d.join("r.yaml"),
+        "cluster: { name: lab }\n\
+         output: { formats: [img], medium: nvme }\n\
+         nodes:\n\
+         \x20 - name: n1\n\
+         \x20   hardware:\n\
+         \x20     poe_hat: poe_plus\n\
+         \x20     poe_fan: [{ temp: 50 }, { temp: 60, hysteresis: 4 }]\n\
+         \x20     wifi: false\n\
+         \x20     bluetooth: false\n\
+         \x20     pcie_gen: 3\n\
+         \x20 - { name: n2, hardware: { wifi: true } }\n",
+    )
+    .unwrap();
+    let img = base(Fixture::RaspiosBookworm);
+    let info = fixtures::info(Fixture::RaspiosBookworm);
+    let out = d.join("out");
+    let o = piimage(
+        d,
+        &[
+            "build",
+            "r.yaml",
+            "--base",
+            img.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let base_config = String::from_utf8(mtype(&img, info.boot.offset(), "/config.txt")).unwrap();
+    let base_lines = config_lines(&base_config);
+    let all = |l: &str| (Some("all".to_owned()), l.to_owned());
+    let pi5 = |l: &str| (Some("pi5".to_owned()), l.to_owned());
+    type Lines = Vec<(Option<String>, String)>;
+    let wants: [(&str, Lines); 2] = [
+        (
+            "n1",
+            vec![
+                all(
+                    "dtoverlay=rpi-poe-plus,poe_fan_temp0=50000,poe_fan_temp0_hyst=2000,\
+                     poe_fan_temp1=60000,poe_fan_temp1_hyst=4000",
+                ),
+                all("dtoverlay=disable-wifi"),
+                all("dtoverlay=disable-bt"),
+                pi5("dtparam=pciex1"),
+                pi5("dtparam=pciex1_gen=3"),
+            ],
+        ),
+        // Wi-Fi on adds nothing; the NVMe medium turns the Pi 5's PCIe connector on.
+        ("n2", vec![pi5("dtparam=pciex1")]),
+    ];
+    for (node, want) in wants {
+        let img = out.join(format!("lab-{node}.img"));
+        fsck_fat_clean(&img, info.boot.offset(), info.boot.size());
+        let config = String::from_utf8(mtype(&img, info.boot.offset(), "/config.txt")).unwrap();
+        let lines = config_lines(&config);
+        // The image's own lines stay, in order; the hardware's follow them.
+        assert_eq!(
+            &lines[..base_lines.len()],
+            &base_lines[..],
+            "{node}:\n{config}"
+        );
+        assert_eq!(&lines[base_lines.len()..], &want[..], "{node}:\n{config}");
+    }
+
+    // Mistakes are recipe problems at their line and field.
+    let cases: &[(&str, &str)] = &[
+        (
+            "hardware: { poe_fan: [{ temp: 50 }] }\n",
+            "r.yaml:4:22: hardware.poe_fan: poe_fan sets the fan of a PoE HAT",
+        ),
+        (
+            "hardware: { poe_hat: poe, poe_fan: [{ temp: 60 }, { temp: 55 }] }\n",
+            "r.yaml:4:59: hardware.poe_fan[1].temp: 55 °C: each fan step is hotter than the one \
+             before it",
+        ),
+        (
+            "hardware: { poe_hat: poe, poe_fan: [{ temp: 50000 }] }\n",
+            "r.yaml:4:45: hardware.poe_fan[0].temp: 50000 °C: a fan step is between 20 and 100 °C",
+        ),
+        (
+            "hardware: { poe_hat: poe, poe_fan: [{ temp: 50, hysteresis: 30 }] }\n",
+            "r.yaml:4:61: hardware.poe_fan[0].hysteresis: hysteresis 30 °C: at most 20 °C",
+        ),
+        (
+            "hardware: { poe_hat: poe, poe_fan: [{temp: 30}, {temp: 40}, {temp: 50}, {temp: 60}, {temp: 70}] }\n",
+            "r.yaml:4:36: hardware.poe_fan: the PoE HAT fan has 1 to 4 steps (this lists 5)",
+        ),
+        (
+            "hardware: { pcie_gen: 4 }\n",
+            "r.yaml:4:23: hardware.pcie_gen: pcie_gen 4: the Raspberry Pi 5's PCIe connector",
+        ),
+        (
+            "hardware: { poe_hat: poe_plus_plus }\n",
+            "r.yaml:4:22: hardware.poe_hat: unknown variant `poe_plus_plus`",
+        ),
+    ];
+    for (settings, want) in cases {
+        let dir = crate::support::tmp();
+        recipe(dir.path(), settings);
+        let o = piimage(dir.path(), &["validate", "r.yaml"]);
+        let (_, stderr) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{settings}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "{settings}: {want:?} not in\n{stderr}"
+        );
+    }
+}

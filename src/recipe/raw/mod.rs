@@ -16,12 +16,13 @@ use crate::recipe::spec::{
 };
 
 pub(crate) use settings::{
-    RawBoot, RawCloudInit, RawConfigLine, RawHosts, RawInterface, RawKeyFile, RawKeyboard,
-    RawMount, RawNetwork, RawOverlay, RawPassword, RawRename, RawRule, RawSecret, RawServices,
-    RawSettings, RawSsh, RawUser, RawWifi, with_settings,
+    PoeHat, RawBoot, RawCloudInit, RawConfigLine, RawHardware, RawHosts, RawInterface, RawKeyFile,
+    RawKeyboard, RawMount, RawNetwork, RawOverlay, RawPassword, RawRename, RawRule, RawSecret,
+    RawServices, RawSettings, RawSsh, RawUser, RawWifi, with_settings,
 };
 
 leaf!(
+    PoeHat,
     Sudo,
     HostKeys,
     Ipv6Mode,

@@ -24,6 +24,7 @@ macro_rules! with_settings {
             network: $crate::recipe::raw::RawNetwork,
             cloud_init: $crate::recipe::raw::RawCloudInit,
             boot: $crate::recipe::raw::RawBoot,
+            hardware: $crate::recipe::raw::RawHardware,
             mounts: Vec<$crate::recipe::located::Located<$crate::recipe::raw::RawMount>>,
             timezone: String,
             locale: String,
@@ -324,6 +325,43 @@ pub(crate) struct RawKeyboard {
     pub model: Option<Located<String>>,
 }
 stamp_struct!(RawKeyboard { layout, model });
+
+/// `hardware`: what is attached to the board, as `config.txt` settings.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHardware {
+    pub poe_hat: Option<Located<PoeHat>>,
+    pub poe_fan: Option<Located<Vec<Located<RawFanStep>>>>,
+    pub wifi: Option<Located<bool>>,
+    pub bluetooth: Option<Located<bool>>,
+    pub pcie_gen: Option<Located<u32>>,
+}
+merge_struct!(RawHardware {
+    poe_hat,
+    poe_fan,
+    wifi,
+    bluetooth,
+    pcie_gen
+});
+
+/// Which Raspberry Pi PoE HAT is fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PoeHat {
+    /// The PoE HAT (802.3af): overlay `rpi-poe`.
+    Poe,
+    /// The PoE+ HAT (802.3at): overlay `rpi-poe-plus`.
+    PoePlus,
+}
+
+/// `hardware.poe_fan[]`: one fan step, in degrees Celsius.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFanStep {
+    pub temp: Located<u32>,
+    pub hysteresis: Option<Located<u32>>,
+}
+stamp_struct!(RawFanStep { temp, hysteresis });
 
 /// `services`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
