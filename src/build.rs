@@ -38,8 +38,8 @@ use crate::io::pin::FilePin;
 use crate::io::sniff::Compression;
 use crate::output::manifest::{BaseUrl, release_date};
 use crate::output::{
-    BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputs, OutputKind, OutputSpec, PieceStore,
-    commit_pending, write_nodes,
+    BaseCache, CacheConfig, DirLock, NodeImage, OutputSpec, NodeOutputs, OutputKind,
+    PieceStore, commit_pending, write_nodes,
 };
 use crate::plan::cluster::ClusterNode;
 use crate::plan::image_checks::check_nodes;
@@ -187,6 +187,9 @@ pub fn prepare(
     if let Some(size) = recipe.output.size {
         base = base.grow(size)?;
     }
+    if let Some(device) = recipe.output.device_size {
+        base.check_fits(device)?;
+    }
     let seed = seed_bytes(recipe)?;
     let plans = plan_all(recipe, &base, &seed, only, shard)?;
     Ok(Prepared {
@@ -257,6 +260,30 @@ impl PreparedBase {
             .as_ref()
             .map(|p| crate::image::open_fat(&self.storage, p).map(|o| o.reader))
             .transpose()
+    }
+
+    /// Checks the image fits a device of `device` bytes (`output.device_size`).
+    ///
+    /// # Errors
+    /// The image is larger than the device.
+    pub fn check_fits(&self, device: u64) -> Result<()> {
+        let len = self.storage.len();
+        if len > device {
+            let from = if self.growth.is_some() {
+                "output.size".to_owned()
+            } else {
+                format!("the base image {}", self.path.display())
+            };
+            bail!(
+                "output.device_size: the image ({len} bytes, {}, from {from}) is larger than \
+                 the device ({device} bytes, {}): a device that small would cut off the root \
+                 filesystem; name the smallest device you will write to, or start from a \
+                 smaller base",
+                human_bytes(len),
+                human_bytes(device)
+            );
+        }
+        Ok(())
     }
 
     /// Grows the image to `size` bytes (`output.size`), once for every node: the root

@@ -56,7 +56,11 @@ pub fn run(args: &ValidateArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let bars = Bars::new(global.quiet);
         if args.skip_secrets {
             let image = source::resolve(&resolved.base, &cache, &bars)?;
-            check_image(&resolved, &prepare_base(&image.raw_path)?, &[])?;
+            let base = prepare_base(&image.raw_path)?;
+            if let Some(device) = resolved.output.device_size {
+                base.check_fits(device)?;
+            }
+            check_image(&resolved, &base, &[])?;
             checked = Some("time zone, locale, keyboard and dtoverlay files");
         } else {
             // As build prepares it: grown to output.size, every node planned.
@@ -103,9 +107,14 @@ pub fn summary(r: &ResolvedRecipe) -> String {
         .size
         .map(|b| format!(", grown to {} MiB", b >> 20))
         .unwrap_or_default();
+    let device = r
+        .output
+        .device_size
+        .map(|b| format!(" of at least {b} bytes"))
+        .unwrap_or_default();
     let _ = writeln!(
         s,
-        "output   {}/{}.{{{}}} for {}{size}",
+        "output   {}/{}.{{{}}} for {}{device}{size}",
         r.output.dir.display(),
         r.output.name,
         formats.join(","),
@@ -167,6 +176,7 @@ pub fn summary_json(r: &ResolvedRecipe, checked: Option<&str>) -> serde_json::Va
                 "formats": r.output.formats.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "medium": r.output.medium.to_string(),
                 "size": r.output.size,
+                "device_size": r.output.device_size,
             },
             "nodes": nodes,
         }),

@@ -218,6 +218,21 @@ pub(crate) fn output(
     let size = r
         .and_then(|o| o.size.as_ref())
         .and_then(|s| ctx.check(&s.at, syntax::size(&s.value).and_then(image_size)));
+    let device_size = r
+        .and_then(|o| o.device_size.as_ref())
+        .and_then(|s| ctx.check(&s.at, syntax::size(&s.value)));
+    if let (Some(grown), Some(device), Some(s)) =
+        (size, device_size, r.and_then(|o| o.size.as_ref()))
+        && grown > device
+    {
+        ctx.problem(
+            &s.at,
+            format!(
+                "output.size ({grown} bytes) is larger than output.device_size ({device} \
+                 bytes): the image would not fit the device"
+            ),
+        );
+    }
     let name_at = r.and_then(|o| o.name.as_ref()).map(|n| n.at.clone());
     (
         OutputSpec {
@@ -228,6 +243,7 @@ pub(crate) fn output(
                 .and_then(|o| o.medium.as_ref())
                 .map_or(Medium::Sd, |m| m.value),
             size,
+            device_size,
             imager_manifest: r
                 .and_then(|o| o.imager_manifest.as_ref())
                 .is_some_and(|b| b.value),

@@ -761,7 +761,7 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
         &recipe,
         format!(
             "extends: ../recipes/worker.yaml\nseed: {{ env: PIIMAGE_TEST_SEED }}\n\
-             output: {{ formats: [img, img.zst], size: 1G }}\n\
+             output: {{ formats: [img, img.zst], size: 1G, device_size: 1073741824 }}\n\
              roles:\n  worker:\n    overlays: [ ../overlays/common, ../overlays/k3s, {} ]\n",
             big.path().display()
         ),
@@ -895,6 +895,43 @@ fn output_size_grows_the_image_and_the_root_filesystem() {
             err.contains("output.size") && err.contains(want),
             "{size}: {err}"
         );
+        assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
+    }
+
+    // Issue 11: an image larger than `output.device_size` is refused by build, plan and
+    // validate --base before anything is written; a `size` larger than it by validate alone.
+    for (output, want) in [
+        (
+            "{ device_size: 100M }",
+            "the device (104857600 bytes, 100 MiB)",
+        ),
+        (
+            "{ size: 1G, device_size: 1073741312 }",
+            "output.size (1073741824 bytes) is larger than output.device_size (1073741312 bytes)",
+        ),
+    ] {
+        std::fs::write(
+            &recipe,
+            format!("extends: ../recipes/worker.yaml\noutput: {output}\n"),
+        )
+        .unwrap();
+        let out2 = crate::support::tmp();
+        let r = recipe.to_str().unwrap();
+        let b = base.to_str().unwrap();
+        let o2 = out2.path().to_str().unwrap();
+        for args in [
+            &["build", r, "--base", b, "--out", o2][..],
+            &["plan", r, "--base", b],
+            &["validate", r, "--base", b],
+        ] {
+            let run = piimage(args, &[]);
+            let err = String::from_utf8_lossy(&run.stderr);
+            assert_eq!(run.status.code(), Some(1), "{args:?}: {err}");
+            assert!(
+                err.contains("output.") && err.contains(want),
+                "{args:?}: {err}"
+            );
+        }
         assert_eq!(std::fs::read_dir(out2.path()).unwrap().count(), 0);
     }
     let _ = std::fs::remove_file(&recipe);

@@ -169,6 +169,7 @@ pub(crate) struct RawOutput {
     pub formats: Option<Located<Vec<Located<OutputFormat>>>>,
     pub medium: Option<Located<Medium>>,
     pub size: Option<Located<String>>,
+    pub device_size: Option<Located<String>>,
     pub imager_manifest: Option<Located<bool>>,
     pub base_url: Option<Located<String>>,
 }
@@ -178,6 +179,7 @@ merge_struct!(RawOutput {
     formats,
     medium,
     size,
+    device_size,
     imager_manifest,
     base_url
 });

@@ -175,6 +175,9 @@ pub struct OutputSpec {
     pub medium: Medium,
     /// Grow the image (and its root partition) to this many bytes; `None`: keep the base size.
     pub size: Option<u64>,
+    /// The capacity in bytes of the smallest device (card, eMMC module, SSD) the images are
+    /// for: the image must fit it; `None`: not checked until `piimage flash` sees the device.
+    pub device_size: Option<u64>,
     /// Also write a Raspberry Pi Imager `os_list` manifest.
     pub imager_manifest: bool,
     /// Where the manifest's images will be served from (`BASE/NAME` URLs); `None`: relative
