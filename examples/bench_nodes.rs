@@ -19,7 +19,7 @@ use std::time::Instant;
 use piimage::disk::source::{decode_to, sniff_file};
 use piimage::disk::{CowDisk, FileStorage, PartitionTable, Storage};
 use piimage::io::sniff::Compression;
-use piimage::output::{BaseCache, CacheConfig, NodeImage, OutputSpec, build_nodes};
+use piimage::output::{BaseCache, CacheConfig, NodeImage, NodeOutputSpec, build_nodes};
 use piimage::progress::{NoProgress, Progress};
 
 /// Prints each phase's duration to stderr.
@@ -48,7 +48,7 @@ struct Args {
     out: PathBuf,
     nodes: usize,
     jobs: usize,
-    spec: OutputSpec,
+    spec: NodeOutputSpec,
     chunk_mib: u64,
     grain_kib: u64,
     changed: u64,
@@ -61,7 +61,7 @@ fn parse_args() -> Result<Args, String> {
         out: PathBuf::from("bench-out"),
         nodes: 8,
         jobs: 0,
-        spec: OutputSpec {
+        spec: NodeOutputSpec {
             formats: vec![Compression::Zstd],
             bmap: false,
             image_sha256: false,

@@ -38,7 +38,7 @@ use crate::io::pin::FilePin;
 use crate::io::sniff::Compression;
 use crate::output::manifest::{BaseUrl, release_date};
 use crate::output::{
-    BaseCache, CacheConfig, DirLock, NodeImage, OutputSpec, NodeOutputs, OutputKind,
+    BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputSpec, NodeOutputs, OutputKind,
     PieceStore, commit_pending, write_nodes,
 };
 use crate::plan::cluster::ClusterNode;
@@ -425,7 +425,7 @@ pub fn plan_all(
         .collect()
 }
 
-fn output_spec(recipe: &ResolvedRecipe) -> OutputSpec {
+fn output_spec(recipe: &ResolvedRecipe) -> NodeOutputSpec {
     let mut formats = Vec::new();
     let mut bmap = false;
     for f in &recipe.output.formats {
@@ -439,7 +439,7 @@ fn output_spec(recipe: &ResolvedRecipe) -> OutputSpec {
             OutputFormat::Netboot => {}
         }
     }
-    OutputSpec {
+    NodeOutputSpec {
         formats,
         bmap,
         // A full read and hash of every node's image: only the Imager manifest needs it
@@ -619,14 +619,14 @@ fn node_stem(recipe: &ResolvedRecipe, p: &NodePlan) -> String {
 }
 
 /// The file names a node of stem `stem` gets: its images and its bmap.
-fn output_file_names(spec: &OutputSpec, stem: &str) -> Vec<String> {
+fn output_file_names(spec: &NodeOutputSpec, stem: &str) -> Vec<String> {
     let mut names: Vec<String> = spec
         .formats
         .iter()
-        .map(|&f| OutputSpec::image_file_name(stem, f))
+        .map(|&f| NodeOutputSpec::image_file_name(stem, f))
         .collect();
     if spec.bmap {
-        names.push(OutputSpec::bmap_file_name(stem));
+        names.push(NodeOutputSpec::bmap_file_name(stem));
     }
     names
 }

@@ -20,7 +20,7 @@ use super::cache::{ChunkBuffers, ChunkCache, PieceReader};
 use super::codec::{ChunkEncoder, Container};
 use super::partial::{PartialFile, PendingFile, commit_pending};
 use super::raw::{RawMethod, clone_and_patch};
-use super::spec::{NodeImage, NodeOutputs, NodeStats, OutputFile, OutputKind, OutputSpec};
+use super::spec::{NodeImage, NodeOutputSpec, NodeOutputs, NodeStats, OutputFile, OutputKind};
 use super::{BaseCache, OutputError};
 use crate::io::direct::{DIRECT_BUF_SIZE, DirectFile};
 use crate::io::hashing::{HashingWriter, Sha256Digest};
@@ -138,7 +138,7 @@ pub fn build_node(
     cache: &BaseCache,
     node: &NodeImage<'_>,
     dir: &Path,
-    spec: &OutputSpec,
+    spec: &NodeOutputSpec,
     progress: &dyn Progress,
 ) -> Result<NodeOutputs, OutputError> {
     write_node(cache, node, dir, spec, progress)?.commit(spec.sync)
@@ -159,7 +159,7 @@ pub fn write_node(
     cache: &BaseCache,
     node: &NodeImage<'_>,
     dir: &Path,
-    spec: &OutputSpec,
+    spec: &NodeOutputSpec,
     progress: &dyn Progress,
 ) -> Result<PendingNode, OutputError> {
     node.check_name()?;
@@ -190,7 +190,10 @@ pub fn write_node(
     let mut raw_partial = None;
     let mut raw_method = None;
     if want_raw {
-        let dest = dir.join(OutputSpec::image_file_name(node.name(), Compression::None));
+        let dest = dir.join(NodeOutputSpec::image_file_name(
+            node.name(),
+            Compression::None,
+        ));
         let partial = PartialFile::create_private(&dest)?;
         if let Some(base) = cache.base_file() {
             let m = clone_and_patch(base, partial.file(), node.disk(), node.changed_blocks())
@@ -211,7 +214,7 @@ pub fn write_node(
         if sinks.iter().any(|s: &Sink| s.format == format) {
             continue;
         }
-        let dest = dir.join(OutputSpec::image_file_name(node.name(), format));
+        let dest = dir.join(NodeOutputSpec::image_file_name(node.name(), format));
         let partial = PartialFile::create_private(&dest)?;
         let file = partial
             .file()
@@ -393,7 +396,7 @@ pub fn write_node(
             .finish()
             .ok_or_else(|| OutputError::Invalid("a bmap range was not hashed".into()))?;
         let text = xml::render(&map, &digests);
-        let dest = dir.join(OutputSpec::bmap_file_name(node.name()));
+        let dest = dir.join(NodeOutputSpec::bmap_file_name(node.name()));
         let mut partial = PartialFile::create(&dest)?;
         partial
             .file_mut()

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::chunk::ChunkLayout;
 use super::node::{PendingNode, write_node};
-use super::spec::{NodeImage, NodeOutputs, OutputSpec};
+use super::spec::{NodeImage, NodeOutputSpec, NodeOutputs};
 use super::{BaseCache, OutputError};
 use crate::progress::Progress;
 
@@ -34,7 +34,7 @@ pub fn build_nodes(
     cache: &BaseCache,
     nodes: &[NodeImage<'_>],
     dir: &Path,
-    spec: &OutputSpec,
+    spec: &NodeOutputSpec,
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<NodeOutputs>, OutputError> {
@@ -61,7 +61,7 @@ pub fn write_nodes(
     cache: &BaseCache,
     nodes: &[NodeImage<'_>],
     dir: &Path,
-    spec: &OutputSpec,
+    spec: &NodeOutputSpec,
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<PendingNode>, OutputError> {
@@ -130,7 +130,7 @@ pub fn write_nodes(
 fn prefill(
     cache: &BaseCache,
     nodes: &[NodeImage<'_>],
-    spec: &OutputSpec,
+    spec: &NodeOutputSpec,
     jobs: usize,
     progress: &dyn Progress,
 ) -> Result<(), OutputError> {
@@ -210,6 +210,6 @@ mod tests {
         // What lets callers run `build_node` from rayon or their own threads.
         assert_send_sync::<BaseCache>();
         assert_send_sync::<NodeImage<'static>>();
-        assert_send_sync::<OutputSpec>();
+        assert_send_sync::<NodeOutputSpec>();
     }
 }

@@ -93,7 +93,7 @@ impl<'a> NodeImage<'a> {
 
 /// Which outputs to build for each node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputSpec {
+pub struct NodeOutputSpec {
     /// Image formats: [`Compression::None`] for a raw `.img`, the others for `.img.zst`,
     /// `.img.xz`, `.img.gz`.
     pub formats: Vec<Compression>,
@@ -107,7 +107,7 @@ pub struct OutputSpec {
     pub sync: bool,
 }
 
-impl Default for OutputSpec {
+impl Default for NodeOutputSpec {
     /// `.img.zst` with the image sha256, synced.
     fn default() -> Self {
         Self {
@@ -119,7 +119,7 @@ impl Default for OutputSpec {
     }
 }
 
-impl OutputSpec {
+impl NodeOutputSpec {
     /// The file name of `node`'s image in `format`.
     pub fn image_file_name(node: &str, format: Compression) -> String {
         match format {
@@ -185,7 +185,7 @@ pub struct NodeOutputs {
     pub image_size: u64,
     /// sha256 of the uncompressed image, when computed.
     pub image_sha256: Option<Sha256Digest>,
-    /// The files, images in the order of [`OutputSpec::formats`], then the bmap.
+    /// The files, images in the order of [`NodeOutputSpec::formats`], then the bmap.
     pub files: Vec<OutputFile>,
     /// How the raw image was made, if one was.
     pub raw_method: Option<RawMethod>,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use piimage::disk::{CowDisk, FileStorage, Storage as _};
 use piimage::io::hashing::Sha256Digest;
 use piimage::output::bmap::{BlockMap, BlockRange, xml};
-use piimage::output::{BaseCache, CacheConfig, NodeImage, OutputSpec, build_node};
+use piimage::output::{BaseCache, CacheConfig, NodeImage, NodeOutputSpec, build_node};
 use piimage::progress::NoProgress;
 use xtask::fixtures::{self, Fixture, Format};
 
@@ -49,7 +49,7 @@ fn build_fixture_node(dir: &Path) {
     disk.write_at(440, &0x1122_3344u32.to_le_bytes()).unwrap();
     let cache = BaseCache::open(&path, CacheConfig::new(dir)).unwrap();
     let node = NodeImage::from_cow("node", &disk).unwrap();
-    let spec = OutputSpec {
+    let spec = NodeOutputSpec {
         formats: piimage::io::sniff::Compression::ALL.to_vec(),
         bmap: true,
         image_sha256: false,

@@ -52,9 +52,9 @@ pub const SYNTH_CHUNK: u64 = 1 << 20;
 
 /// Writes the synthetic base at `path`: random, zero, repetitive and sparse regions.
 /// Every image format, with the image sha256, not synced.
-pub fn spec_all(bmap: bool) -> piimage::output::OutputSpec {
+pub fn spec_all(bmap: bool) -> piimage::output::NodeOutputSpec {
     use piimage::io::sniff::Compression;
-    piimage::output::OutputSpec {
+    piimage::output::NodeOutputSpec {
         formats: vec![
             Compression::None,
             Compression::Zstd,

@@ -10,7 +10,7 @@ use piimage::fs::fat::BootSector;
 use piimage::fs::fat::table::{FatLayout, used_clusters};
 use piimage::io::hashing::Sha256Digest;
 use piimage::io::sniff::Compression;
-use piimage::output::{BaseCache, CacheConfig, NodeImage, OutputSpec, build_node};
+use piimage::output::{BaseCache, CacheConfig, NodeImage, NodeOutputSpec, build_node};
 use piimage::progress::NoProgress;
 use xtask::fixtures::{self, Fixture, Format};
 
@@ -331,7 +331,7 @@ fn fixture_bmaps_map_what_the_filesystems_need() {
         let out = subdir(tmp.path(), info.name);
         let cache = BaseCache::open(&path, CacheConfig::new(&out)).unwrap();
         let node = NodeImage::from_cow("node", &disk).unwrap();
-        let spec = OutputSpec {
+        let spec = NodeOutputSpec {
             formats: vec![Compression::None],
             bmap: true,
             image_sha256: true,

@@ -9,7 +9,7 @@ use piimage::io::hashing::Sha256Digest;
 use piimage::io::sniff::Compression;
 use piimage::output::stream::compress_whole;
 use piimage::output::{
-    BaseCache, CacheConfig, Levels, NodeImage, OutputKind, OutputSpec, RawMethod, SHA256SUMS,
+    BaseCache, CacheConfig, Levels, NodeImage, NodeOutputSpec, OutputKind, RawMethod, SHA256SUMS,
     build_node, build_nodes, write_sha256sums,
 };
 use piimage::progress::NoProgress;
@@ -126,7 +126,7 @@ fn chunk_reuse_equals_a_one_pass_compressor() {
     let cache = synthetic_cache(&base_path, tmp.path(), false);
     let disks = overlaid_disks(&storage, 3, 10);
     let nodes = node_images(&disks, "n");
-    let spec = OutputSpec {
+    let spec = NodeOutputSpec {
         formats: vec![Compression::Zstd, Compression::Xz, Compression::Gzip],
         ..spec_all(false)
     };
@@ -311,7 +311,7 @@ fn fixture_round_trip_with_writes_in_both_filesystems() {
     let tmp = crate::support::tmp();
     let cache = BaseCache::open(&path, CacheConfig::new(tmp.path())).unwrap();
     let node = NodeImage::from_cow("node", &disk).unwrap();
-    let spec = OutputSpec {
+    let spec = NodeOutputSpec {
         formats: vec![Compression::None, Compression::Zstd, Compression::Gzip],
         ..spec_all(false)
     };
@@ -342,7 +342,7 @@ fn issue14_sub_blocks_decode_everywhere_and_do_not_depend_on_other_nodes() {
     let storage = FileStorage::open_read_only(&base_path).unwrap();
     let disks = overlaid_disks(&storage, 3, 40);
     let nodes = node_images(&disks, "n");
-    let spec = OutputSpec {
+    let spec = NodeOutputSpec {
         formats: vec![Compression::Zstd, Compression::Xz, Compression::Gzip],
         ..spec_all(false)
     };

@@ -5,7 +5,7 @@ use std::path::Path;
 use piimage::disk::FileStorage;
 use piimage::io::hashing::Sha256Digest;
 use piimage::io::sniff::Compression;
-use piimage::output::{BaseCache, CacheConfig, OutputSpec, PieceStore, build_nodes};
+use piimage::output::{BaseCache, CacheConfig, NodeOutputSpec, PieceStore, build_nodes};
 use piimage::progress::NoProgress;
 
 use super::{
@@ -29,7 +29,7 @@ fn build(base: &Path, out: &Path, store: &PieceStore) -> (u64, usize) {
     let cache = BaseCache::open(base, config)
         .unwrap()
         .with_store(store.clone());
-    let spec = OutputSpec {
+    let spec = NodeOutputSpec {
         formats: FORMATS.to_vec(),
         ..spec_all(false)
     };
