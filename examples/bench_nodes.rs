@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use piimage::disk::source::{decode_to, sniff_file};
 use piimage::disk::{CowDisk, FileStorage, PartitionTable, Storage};
-use piimage::io::sniff::Compression;
+use piimage::output::ImageFormat;
 use piimage::output::{BaseCache, CacheConfig, NodeImage, NodeOutputSpec, build_nodes};
 use piimage::progress::{NoProgress, Progress};
 
@@ -62,7 +62,7 @@ fn parse_args() -> Result<Args, String> {
         nodes: 8,
         jobs: 0,
         spec: NodeOutputSpec {
-            formats: vec![Compression::Zstd],
+            formats: vec![ImageFormat::Zstd],
             bmap: false,
             image_sha256: false,
             sync: false,
@@ -89,10 +89,10 @@ fn parse_args() -> Result<Args, String> {
                 a.spec.formats = value()?
                     .split(',')
                     .map(|f| match f {
-                        "raw" | "img" => Ok(Compression::None),
-                        "zst" => Ok(Compression::Zstd),
-                        "xz" => Ok(Compression::Xz),
-                        "gz" => Ok(Compression::Gzip),
+                        "raw" | "img" => Ok(ImageFormat::Raw),
+                        "zst" => Ok(ImageFormat::Zstd),
+                        "xz" => Ok(ImageFormat::Xz),
+                        "gz" => Ok(ImageFormat::Gzip),
                         other => Err(format!("unknown format {other}")),
                     })
                     .collect::<Result<_, _>>()?;

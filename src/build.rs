@@ -35,7 +35,6 @@ use crate::disk::{CowDisk, Storage};
 use crate::fs::ext4::Ext4Reader;
 use crate::inspect::human_bytes;
 use crate::io::pin::FilePin;
-use crate::io::sniff::Compression;
 use crate::output::manifest::{BaseUrl, release_date};
 use crate::output::{
     BaseCache, CacheConfig, DirLock, NodeImage, NodeOutputSpec, NodeOutputs, OutputKind,
@@ -429,14 +428,11 @@ fn output_spec(recipe: &ResolvedRecipe) -> NodeOutputSpec {
     let mut formats = Vec::new();
     let mut bmap = false;
     for f in &recipe.output.formats {
-        match f {
-            OutputFormat::Img => formats.push(Compression::None),
-            OutputFormat::ImgZst => formats.push(Compression::Zstd),
-            OutputFormat::ImgXz => formats.push(Compression::Xz),
-            OutputFormat::ImgGz => formats.push(Compression::Gzip),
-            OutputFormat::Bmap => bmap = true,
-            // Written from the node's disk after its images (`crate::netboot`).
-            OutputFormat::Netboot => {}
+        match f.image() {
+            Some(format) => formats.push(format),
+            None if *f == OutputFormat::Bmap => bmap = true,
+            // Netboot is written from the node's disk after its images (`crate::netboot`).
+            None => {}
         }
     }
     NodeOutputSpec {
@@ -659,10 +655,7 @@ fn served_nodes(recipe: &ResolvedRecipe) -> Vec<crate::netboot::ServedNode> {
 /// The record kind of an output file: `img`, `img.zst`, `img.xz`, `img.gz` or `bmap`.
 fn kind_name(kind: OutputKind) -> &'static str {
     match kind {
-        OutputKind::Image(Compression::None) => "img",
-        OutputKind::Image(Compression::Zstd) => "img.zst",
-        OutputKind::Image(Compression::Xz) => "img.xz",
-        OutputKind::Image(Compression::Gzip) => "img.gz",
+        OutputKind::Image(format) => format.extension(),
         OutputKind::Bmap => "bmap",
     }
 }

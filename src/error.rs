@@ -42,7 +42,7 @@ mod tests {
     use crate::fs::path::PathError;
     use crate::image::ImageError;
     use crate::io::pin::PinError;
-    use crate::io::sniff::{Compression, UnsupportedFormat};
+    use crate::io::sniff::UnsupportedFormat;
     use crate::netboot::NetbootError;
     use crate::ops::Part;
     use crate::output::OutputError;
@@ -310,7 +310,7 @@ mod tests {
             (
                 "OutputError::Compress",
                 Box::new(OutputError::Compress {
-                    format: Compression::Zstd,
+                    format: crate::output::ImageFormat::Zstd,
                     offset: 512,
                     source: io(),
                 }),

@@ -23,7 +23,7 @@ use super::codec::Levels;
 use super::store::PieceStore;
 use crate::disk::{FileStorage, Storage};
 use crate::io::hashing::Sha256Digest;
-use crate::io::sniff::Compression;
+use crate::output::ImageFormat;
 
 /// How a base's outputs are compressed and where the cache lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +190,7 @@ impl BaseCache {
     ///
     /// # Errors
     /// `format` is raw, or the cache file cannot be created.
-    pub fn chunks(&self, format: Compression) -> Result<Arc<ChunkCache>, OutputError> {
+    pub fn chunks(&self, format: ImageFormat) -> Result<Arc<ChunkCache>, OutputError> {
         self.cache_in(&self.chunks, self.layout, format)
     }
 
@@ -199,7 +199,7 @@ impl BaseCache {
     ///
     /// # Errors
     /// `format` is raw, or the cache file cannot be created.
-    pub fn sub_blocks(&self, format: Compression) -> Result<Option<Arc<ChunkCache>>, OutputError> {
+    pub fn sub_blocks(&self, format: ImageFormat) -> Result<Option<Arc<ChunkCache>>, OutputError> {
         match self.fine_layout {
             Some(layout) => self.cache_in(&self.fine, layout, format).map(Some),
             None => Ok(None),
@@ -210,7 +210,7 @@ impl BaseCache {
         &self,
         caches: &Mutex<Vec<Arc<ChunkCache>>>,
         layout: ChunkLayout,
-        format: Compression,
+        format: ImageFormat,
     ) -> Result<Arc<ChunkCache>, OutputError> {
         let mut all = caches.lock().map_err(|_| poisoned())?;
         if let Some(c) = all.iter().find(|c| c.format() == format) {

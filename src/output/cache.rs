@@ -30,7 +30,7 @@ use super::OutputError;
 use super::chunk::ChunkLayout;
 use super::codec::{ChunkEncoder, Levels};
 use crate::disk::Storage;
-use crate::io::sniff::Compression;
+use crate::output::ImageFormat;
 use crate::progress::Progress;
 
 /// Where one compressed chunk lies in the cache file.
@@ -93,7 +93,7 @@ pub struct ChunkBuffers {
 pub struct ChunkCache {
     base: Arc<dyn Storage>,
     layout: ChunkLayout,
-    format: Compression,
+    format: ImageFormat,
     levels: Levels,
     spill: File,
     spill_end: Mutex<u64>,
@@ -126,7 +126,7 @@ impl ChunkCache {
     pub fn new(
         base: Arc<dyn Storage>,
         layout: ChunkLayout,
-        format: Compression,
+        format: ImageFormat,
         levels: Levels,
         spill_dir: &Path,
     ) -> Result<Self, OutputError> {
@@ -152,7 +152,7 @@ impl ChunkCache {
     }
 
     /// The format.
-    pub fn format(&self) -> Compression {
+    pub fn format(&self) -> ImageFormat {
         self.format
     }
 
@@ -552,7 +552,7 @@ mod tests {
         let cache = ChunkCache::new(
             base,
             layout,
-            Compression::Zstd,
+            ImageFormat::Zstd,
             Levels::default(),
             dir.path(),
         )
@@ -590,7 +590,7 @@ mod tests {
         let r = ChunkCache::new(
             base(),
             layout,
-            Compression::None,
+            ImageFormat::Raw,
             Levels::default(),
             dir.path(),
         );

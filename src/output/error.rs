@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::io::sniff::Compression;
+use crate::output::ImageFormat;
 
 /// Why an output could not be written. No output stands under its final name after any of
 /// these (see [`super::PartialFile`]).
@@ -33,7 +33,7 @@ pub enum OutputError {
     #[error("compressing the image bytes at offset {offset} to {format}")]
     Compress {
         /// The output format.
-        format: Compression,
+        format: ImageFormat,
         /// Image offset of the piece being compressed.
         offset: u64,
         /// The compressor's error.

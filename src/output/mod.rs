@@ -62,5 +62,7 @@ pub use node::{PendingNode, build_node, write_node};
 pub use nodes::{build_nodes, write_nodes};
 pub use partial::{PartialFile, PendingFile, commit_pending, sweep_partials};
 pub use raw::RawMethod;
-pub use spec::{NodeImage, NodeOutputSpec, NodeOutputs, NodeStats, OutputFile, OutputKind};
+pub use spec::{
+    ImageFormat, NodeImage, NodeOutputSpec, NodeOutputs, NodeStats, OutputFile, OutputKind,
+};
 pub use store::PieceStore;

@@ -24,13 +24,13 @@ use super::spec::{NodeImage, NodeOutputSpec, NodeOutputs, NodeStats, OutputFile,
 use super::{BaseCache, OutputError};
 use crate::io::direct::{DIRECT_BUF_SIZE, DirectFile};
 use crate::io::hashing::{HashingWriter, Sha256Digest};
-use crate::io::sniff::Compression;
 use crate::io::sparse::SparseWriter;
+use crate::output::ImageFormat;
 use crate::progress::Progress;
 
 /// One compressed output being written.
 struct Sink {
-    format: Compression,
+    format: ImageFormat,
     cache: Arc<ChunkCache>,
     reader: PieceReader,
     encoder: ChunkEncoder,
@@ -174,7 +174,7 @@ pub fn write_node(
     let dirty = layout.dirty(node.changed_blocks());
     let fine_layout = cache.fine_layout();
     let fine_dirty = fine_layout.map(|f| f.dirty(node.changed_blocks()));
-    let want_raw = spec.formats.contains(&Compression::None);
+    let want_raw = spec.formats.contains(&ImageFormat::Raw);
 
     let bmap = if spec.bmap {
         Some(map_image(node.disk()).map_err(OutputError::Bmap)?)
@@ -192,7 +192,7 @@ pub fn write_node(
     if want_raw {
         let dest = dir.join(NodeOutputSpec::image_file_name(
             node.name(),
-            Compression::None,
+            ImageFormat::Raw,
         ));
         let partial = PartialFile::create_private(&dest)?;
         if let Some(base) = cache.base_file() {
@@ -354,7 +354,7 @@ pub fn write_node(
     if let Some(p) = raw_partial {
         raw_file = Some(OutputFile {
             path: p.dest().to_owned(),
-            kind: OutputKind::Image(Compression::None),
+            kind: OutputKind::Image(ImageFormat::Raw),
             size: len,
             sha256: image_sha256.ok_or_else(|| {
                 OutputError::Invalid("raw output without the image digest".into())
@@ -380,7 +380,7 @@ pub fn write_node(
         partials.push(sink.partial);
     }
     for format in &spec.formats {
-        let found = if *format == Compression::None {
+        let found = if *format == ImageFormat::Raw {
             raw_file.take()
         } else {
             compressed

@@ -6,7 +6,6 @@ use super::OutputError;
 use super::raw::RawMethod;
 use crate::disk::{CowDisk, Storage};
 use crate::io::hashing::Sha256Digest;
-use crate::io::sniff::Compression;
 
 /// A node's image: the base with some blocks changed.
 #[derive(Clone)]
@@ -91,12 +90,58 @@ impl<'a> NodeImage<'a> {
     }
 }
 
+/// The format of a node's image file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ImageFormat {
+    /// A raw disk image, `.img` (sparse where the base's file is).
+    Raw,
+    /// Zstandard frames, `.img.zst`.
+    Zstd,
+    /// xz blocks, `.img.xz`.
+    Xz,
+    /// gzip members, `.img.gz`.
+    Gzip,
+}
+
+impl ImageFormat {
+    /// Every format, raw first.
+    pub const ALL: [Self; 4] = [Self::Raw, Self::Xz, Self::Gzip, Self::Zstd];
+
+    /// The file-name extension without the leading dot: `img`, `img.zst`, `img.xz`, `img.gz`.
+    #[must_use]
+    pub const fn extension(self) -> &'static str {
+        match self {
+            Self::Raw => "img",
+            Self::Zstd => "img.zst",
+            Self::Xz => "img.xz",
+            Self::Gzip => "img.gz",
+        }
+    }
+
+    /// Whether the image is compressed (everything but [`ImageFormat::Raw`]).
+    #[must_use]
+    pub const fn is_compressed(self) -> bool {
+        !matches!(self, Self::Raw)
+    }
+}
+
+/// `raw`, `zstd`, `xz`, `gzip`, as errors name them.
+impl std::fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Raw => "raw",
+            Self::Zstd => "zstd",
+            Self::Xz => "xz",
+            Self::Gzip => "gzip",
+        })
+    }
+}
+
 /// Which outputs to build for each node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeOutputSpec {
-    /// Image formats: [`Compression::None`] for a raw `.img`, the others for `.img.zst`,
-    /// `.img.xz`, `.img.gz`.
-    pub formats: Vec<Compression>,
+    /// Image formats, each written as `NAME.EXTENSION` ([`ImageFormat::extension`]).
+    pub formats: Vec<ImageFormat>,
     /// Also write `NAME.img.bmap`.
     pub bmap: bool,
     /// Compute the sha256 of the uncompressed image (Raspberry Pi Imager's `extract_sha256`).
@@ -111,7 +156,7 @@ impl Default for NodeOutputSpec {
     /// `.img.zst` with the image sha256, synced.
     fn default() -> Self {
         Self {
-            formats: vec![Compression::Zstd],
+            formats: vec![ImageFormat::Zstd],
             bmap: false,
             image_sha256: true,
             sync: true,
@@ -121,11 +166,8 @@ impl Default for NodeOutputSpec {
 
 impl NodeOutputSpec {
     /// The file name of `node`'s image in `format`.
-    pub fn image_file_name(node: &str, format: Compression) -> String {
-        match format {
-            Compression::None => format!("{node}.img"),
-            f => format!("{node}.img.{}", f.extension()),
-        }
+    pub fn image_file_name(node: &str, format: ImageFormat) -> String {
+        format!("{node}.{}", format.extension())
     }
 
     /// The file name of `node`'s bmap (`bmaptool copy` finds `NAME.img.bmap` next to any of
@@ -139,7 +181,7 @@ impl NodeOutputSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputKind {
     /// The image in this format.
-    Image(Compression),
+    Image(ImageFormat),
     /// The block map.
     Bmap,
 }

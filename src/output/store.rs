@@ -39,7 +39,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::io::hashing::Sha256Digest;
-use crate::io::sniff::Compression;
+use crate::output::ImageFormat;
 
 use super::codec::Levels;
 
@@ -51,15 +51,15 @@ pub const EXTENSION: &str = "pieces";
 
 /// The versions of the codec libraries the pieces of `format` depend on: the crates pinned in
 /// `Cargo.toml` and, for zstd, the linked library's own version.
-pub fn codec_versions(format: Compression) -> String {
+pub fn codec_versions(format: ImageFormat) -> String {
     match format {
-        Compression::Zstd => format!(
+        ImageFormat::Zstd => format!(
             "zstd crate 0.14.4, libzstd {}",
             zstd::zstd_safe::version_string()
         ),
-        Compression::Xz => "liblzma crate 0.4.9 (static)".to_owned(),
-        Compression::Gzip => "flate2 crate 1.1.11 (zlib-rs)".to_owned(),
-        Compression::None => String::new(),
+        ImageFormat::Xz => "liblzma crate 0.4.9 (static)".to_owned(),
+        ImageFormat::Gzip => "flate2 crate 1.1.11 (zlib-rs)".to_owned(),
+        ImageFormat::Raw => String::new(),
     }
 }
 
@@ -89,17 +89,23 @@ impl PieceStore {
     }
 
     /// The piece file for `format` at `levels` with pieces of `piece_size` bytes.
-    pub fn path(&self, format: Compression, levels: &Levels, piece_size: u64) -> PathBuf {
+    pub fn path(&self, format: ImageFormat, levels: &Levels, piece_size: u64) -> PathBuf {
         let level = match format {
-            Compression::Zstd => i64::from(levels.zstd),
-            Compression::Xz => i64::from(levels.xz),
-            Compression::Gzip => i64::from(levels.gzip),
-            Compression::None => 0,
+            ImageFormat::Zstd => i64::from(levels.zstd),
+            ImageFormat::Xz => i64::from(levels.xz),
+            ImageFormat::Gzip => i64::from(levels.gzip),
+            ImageFormat::Raw => 0,
         };
         let key = format!(
             "piimage piece file v1; {}; format {}; level {level}; piece size {piece_size}; {}",
             self.base_key,
-            format.extension(),
+            // The names of the earlier `Compression` type, so caches made before stay valid.
+            match format {
+                ImageFormat::Raw => "img",
+                ImageFormat::Zstd => "zst",
+                ImageFormat::Xz => "xz",
+                ImageFormat::Gzip => "gz",
+            },
             codec_versions(format)
         );
         self.dir
@@ -139,16 +145,16 @@ mod tests {
         let b = Sha256Digest::of(b"b");
         let l = Levels::default();
         let s = PieceStore::new("/c", &a, 1 << 30);
-        let p = s.path(Compression::Zstd, &l, 4 << 20);
-        assert_eq!(p, s.path(Compression::Zstd, &l, 4 << 20), "stable");
+        let p = s.path(ImageFormat::Zstd, &l, 4 << 20);
+        assert_eq!(p, s.path(ImageFormat::Zstd, &l, 4 << 20), "stable");
         assert!(p.starts_with("/c"));
         let others = [
-            PieceStore::new("/c", &b, 1 << 30).path(Compression::Zstd, &l, 4 << 20),
-            PieceStore::new("/c", &a, 2 << 30).path(Compression::Zstd, &l, 4 << 20),
-            s.path(Compression::Xz, &l, 4 << 20),
-            s.path(Compression::Zstd, &l, 256 << 10),
+            PieceStore::new("/c", &b, 1 << 30).path(ImageFormat::Zstd, &l, 4 << 20),
+            PieceStore::new("/c", &a, 2 << 30).path(ImageFormat::Zstd, &l, 4 << 20),
+            s.path(ImageFormat::Xz, &l, 4 << 20),
+            s.path(ImageFormat::Zstd, &l, 256 << 10),
             s.path(
-                Compression::Zstd,
+                ImageFormat::Zstd,
                 &Levels {
                     zstd: 19,
                     ..Levels::default()
@@ -174,7 +180,7 @@ mod tests {
                 "Cargo.lock: {name} is no longer {version}: update codec_versions"
             );
         }
-        assert!(codec_versions(Compression::Zstd).contains(zstd::zstd_safe::version_string()));
+        assert!(codec_versions(ImageFormat::Zstd).contains(zstd::zstd_safe::version_string()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::OutputError;
 use super::codec::Levels;
 use crate::disk::Storage;
 use crate::io::BUF_SIZE;
-use crate::io::sniff::Compression;
+use crate::output::ImageFormat;
 
 /// Compresses all of `disk` to `out` in `format` with up to `threads` threads; returns the
 /// compressed size. zstd frames record the content size and a checksum, with a window of at
@@ -23,7 +23,7 @@ use crate::io::sniff::Compression;
 /// Reading, compressing or writing failed; [`OutputError::Invalid`] for a raw format.
 pub fn compress_whole(
     disk: &dyn Storage,
-    format: Compression,
+    format: ImageFormat,
     levels: &Levels,
     threads: u32,
     out: impl Write,
@@ -35,7 +35,7 @@ pub fn compress_whole(
         source,
     };
     match format {
-        Compression::Zstd => {
+        ImageFormat::Zstd => {
             let mut enc = zstd::stream::Encoder::new(&mut out, levels.zstd).map_err(err)?;
             enc.multithread(threads).map_err(err)?;
             enc.include_checksum(true).map_err(err)?;
@@ -44,7 +44,7 @@ pub fn compress_whole(
             copy(disk, &mut enc, format)?;
             enc.finish().map_err(err)?;
         }
-        Compression::Xz => {
+        ImageFormat::Xz => {
             let stream = MtStreamBuilder::new()
                 .threads(threads.max(1))
                 .preset(levels.xz)
@@ -55,7 +55,7 @@ pub fn compress_whole(
             copy(disk, &mut enc, format)?;
             enc.finish().map_err(err)?;
         }
-        Compression::Gzip => {
+        ImageFormat::Gzip => {
             let mut enc = flate2::GzBuilder::new()
                 .mtime(0)
                 .operating_system(3)
@@ -63,7 +63,7 @@ pub fn compress_whole(
             copy(disk, &mut enc, format)?;
             enc.finish().map_err(err)?;
         }
-        Compression::None => {
+        ImageFormat::Raw => {
             return Err(OutputError::Invalid(
                 "compress_whole needs a compressed format".into(),
             ));
@@ -73,7 +73,7 @@ pub fn compress_whole(
     Ok(out.n)
 }
 
-fn copy(disk: &dyn Storage, w: &mut impl Write, format: Compression) -> Result<(), OutputError> {
+fn copy(disk: &dyn Storage, w: &mut impl Write, format: ImageFormat) -> Result<(), OutputError> {
     let len = disk.len();
     let mut buf = vec![0u8; BUF_SIZE];
     let mut off = 0;

@@ -50,7 +50,7 @@ fn build_fixture_node(dir: &Path) {
     let cache = BaseCache::open(&path, CacheConfig::new(dir)).unwrap();
     let node = NodeImage::from_cow("node", &disk).unwrap();
     let spec = NodeOutputSpec {
-        formats: piimage::io::sniff::Compression::ALL.to_vec(),
+        formats: piimage::output::ImageFormat::ALL.to_vec(),
         bmap: true,
         image_sha256: false,
         sync: false,

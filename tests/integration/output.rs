@@ -53,13 +53,13 @@ pub const SYNTH_CHUNK: u64 = 1 << 20;
 /// Writes the synthetic base at `path`: random, zero, repetitive and sparse regions.
 /// Every image format, with the image sha256, not synced.
 pub fn spec_all(bmap: bool) -> piimage::output::NodeOutputSpec {
-    use piimage::io::sniff::Compression;
+    use piimage::output::ImageFormat;
     piimage::output::NodeOutputSpec {
         formats: vec![
-            Compression::None,
-            Compression::Zstd,
-            Compression::Xz,
-            Compression::Gzip,
+            ImageFormat::Raw,
+            ImageFormat::Zstd,
+            ImageFormat::Xz,
+            ImageFormat::Gzip,
         ],
         bmap,
         image_sha256: true,

@@ -16,7 +16,7 @@ pub mod zstd;
 
 use std::io;
 
-use crate::io::sniff::Compression;
+use crate::output::ImageFormat;
 
 /// Compression levels, one per format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +55,13 @@ impl ChunkEncoder {
     /// An encoder for `format` at `levels`, for chunks of at most `chunk_size` bytes.
     ///
     /// # Errors
-    /// `format` is [`Compression::None`], or the level is refused.
-    pub fn new(format: Compression, levels: &Levels, chunk_size: u64) -> io::Result<Self> {
+    /// `format` is [`ImageFormat::Raw`], or the level is refused.
+    pub fn new(format: ImageFormat, levels: &Levels, chunk_size: u64) -> io::Result<Self> {
         match format {
-            Compression::Zstd => Ok(Self::Zstd(zstd::ZstdChunks::new(levels.zstd)?)),
-            Compression::Xz => Ok(Self::Xz(xz::XzChunks::new(levels.xz, chunk_size)?)),
-            Compression::Gzip => Ok(Self::Gzip(gzip::GzipChunks::new(levels.gzip))),
-            Compression::None => Err(io::Error::new(
+            ImageFormat::Zstd => Ok(Self::Zstd(zstd::ZstdChunks::new(levels.zstd)?)),
+            ImageFormat::Xz => Ok(Self::Xz(xz::XzChunks::new(levels.xz, chunk_size)?)),
+            ImageFormat::Gzip => Ok(Self::Gzip(gzip::GzipChunks::new(levels.gzip))),
+            ImageFormat::Raw => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "raw images are not compressed in chunks",
             )),
@@ -94,9 +94,9 @@ pub enum Container {
 
 impl Container {
     /// The container for `format`.
-    pub fn new(format: Compression) -> Self {
+    pub fn new(format: ImageFormat) -> Self {
         match format {
-            Compression::Xz => Self::Xz(xz::XzIndex::default()),
+            ImageFormat::Xz => Self::Xz(xz::XzIndex::default()),
             _ => Self::Concat,
         }
     }

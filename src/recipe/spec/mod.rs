@@ -224,20 +224,31 @@ impl OutputFormat {
     /// The file extension (`img.zst`).
     #[must_use]
     pub const fn extension(self) -> &'static str {
+        match self.image() {
+            Some(format) => format.extension(),
+            None if matches!(self, Self::Bmap) => "bmap",
+            None => "netboot",
+        }
+    }
+
+    /// The image format this entry asks for (`None` for `bmap` and `netboot`, which are made
+    /// from an image).
+    #[must_use]
+    pub const fn image(self) -> Option<crate::output::ImageFormat> {
+        use crate::output::ImageFormat;
         match self {
-            Self::Img => "img",
-            Self::ImgZst => "img.zst",
-            Self::ImgXz => "img.xz",
-            Self::ImgGz => "img.gz",
-            Self::Bmap => "bmap",
-            Self::Netboot => "netboot",
+            Self::Img => Some(ImageFormat::Raw),
+            Self::ImgZst => Some(ImageFormat::Zstd),
+            Self::ImgXz => Some(ImageFormat::Xz),
+            Self::ImgGz => Some(ImageFormat::Gzip),
+            Self::Bmap | Self::Netboot => None,
         }
     }
 
     /// True for the image formats (everything but `bmap` and `netboot`).
     #[must_use]
     pub const fn is_image(self) -> bool {
-        !matches!(self, Self::Bmap | Self::Netboot)
+        self.image().is_some()
     }
 }
 

@@ -9,7 +9,7 @@ use piimage::fs::ext4::allocation::{BlockUsage, merge_runs, read_block_usage};
 use piimage::fs::fat::BootSector;
 use piimage::fs::fat::table::{FatLayout, used_clusters};
 use piimage::io::hashing::Sha256Digest;
-use piimage::io::sniff::Compression;
+use piimage::output::ImageFormat;
 use piimage::output::{BaseCache, CacheConfig, NodeImage, NodeOutputSpec, build_node};
 use piimage::progress::NoProgress;
 use xtask::fixtures::{self, Fixture, Format};
@@ -332,7 +332,7 @@ fn fixture_bmaps_map_what_the_filesystems_need() {
         let cache = BaseCache::open(&path, CacheConfig::new(&out)).unwrap();
         let node = NodeImage::from_cow("node", &disk).unwrap();
         let spec = NodeOutputSpec {
-            formats: vec![Compression::None],
+            formats: vec![ImageFormat::Raw],
             bmap: true,
             image_sha256: true,
             sync: false,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use piimage::disk::{CowDisk, FileStorage, MemStorage, Storage};
 use piimage::io::hashing::Sha256Digest;
-use piimage::io::sniff::Compression;
+use piimage::output::ImageFormat;
 use piimage::output::stream::compress_whole;
 use piimage::output::{
     BaseCache, CacheConfig, Levels, NodeImage, NodeOutputSpec, OutputKind, RawMethod, SHA256SUMS,
@@ -127,7 +127,7 @@ fn chunk_reuse_equals_a_one_pass_compressor() {
     let disks = overlaid_disks(&storage, 3, 10);
     let nodes = node_images(&disks, "n");
     let spec = NodeOutputSpec {
-        formats: vec![Compression::Zstd, Compression::Xz, Compression::Gzip],
+        formats: vec![ImageFormat::Zstd, ImageFormat::Xz, ImageFormat::Gzip],
         ..spec_all(false)
     };
     let out = subdir(tmp.path(), "out");
@@ -168,16 +168,16 @@ fn chunk_reuse_equals_a_one_pass_compressor() {
     }
     // Chunks left clean by some node were compressed once for the base, chunks every node
     // changed never were.
-    let zstd_cache = cache.chunks(Compression::Zstd).unwrap();
+    let zstd_cache = cache.chunks(ImageFormat::Zstd).unwrap();
     assert!(zstd_cache.compressed_chunks() < layout.count());
 
     let one_pass = subdir(tmp.path(), "one-pass");
     for (disk, b) in disks.iter().zip(&built) {
         let want = read_all(disk);
         for (format, tool) in [
-            (Compression::Zstd, "zstd"),
-            (Compression::Xz, "xz"),
-            (Compression::Gzip, "gzip"),
+            (ImageFormat::Zstd, "zstd"),
+            (ImageFormat::Xz, "xz"),
+            (ImageFormat::Gzip, "gzip"),
         ] {
             let reference = one_pass.join(format!("{}.{}", b.name, format.extension()));
             let file = std::fs::File::create(&reference).unwrap();
@@ -312,7 +312,7 @@ fn fixture_round_trip_with_writes_in_both_filesystems() {
     let cache = BaseCache::open(&path, CacheConfig::new(tmp.path())).unwrap();
     let node = NodeImage::from_cow("node", &disk).unwrap();
     let spec = NodeOutputSpec {
-        formats: vec![Compression::None, Compression::Zstd, Compression::Gzip],
+        formats: vec![ImageFormat::Raw, ImageFormat::Zstd, ImageFormat::Gzip],
         ..spec_all(false)
     };
     let built = build_nodes(&cache, &[node], tmp.path(), &spec, 2, &NoProgress).unwrap();
@@ -343,7 +343,7 @@ fn issue14_sub_blocks_decode_everywhere_and_do_not_depend_on_other_nodes() {
     let disks = overlaid_disks(&storage, 3, 40);
     let nodes = node_images(&disks, "n");
     let spec = NodeOutputSpec {
-        formats: vec![Compression::Zstd, Compression::Xz, Compression::Gzip],
+        formats: vec![ImageFormat::Zstd, ImageFormat::Xz, ImageFormat::Gzip],
         ..spec_all(false)
     };
     let cache_with = |work: &std::path::Path, grain: u64| {

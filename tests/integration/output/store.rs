@@ -4,7 +4,7 @@ use std::path::Path;
 
 use piimage::disk::FileStorage;
 use piimage::io::hashing::Sha256Digest;
-use piimage::io::sniff::Compression;
+use piimage::output::ImageFormat;
 use piimage::output::{BaseCache, CacheConfig, NodeOutputSpec, PieceStore, build_nodes};
 use piimage::progress::NoProgress;
 
@@ -14,7 +14,7 @@ use super::{
 };
 use crate::support::run_ok;
 
-const FORMATS: [Compression; 3] = [Compression::Zstd, Compression::Xz, Compression::Gzip];
+const FORMATS: [ImageFormat; 3] = [ImageFormat::Zstd, ImageFormat::Xz, ImageFormat::Gzip];
 
 /// Builds two nodes into a fresh `out` with a cache backed by `store`; returns the cache's
 /// count of base pieces compressed (all formats, chunks and sub-blocks) and the written files.
