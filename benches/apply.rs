@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use piimage::disk::{CowDisk, FileStorage};
-use piimage::ops::{FileOp, Owner, Part};
+use piimage::ops::{FileAttrs, FileOp, Part};
 use piimage::pipeline::{Layout, apply_node};
 use xtask::fixtures::{self, Fixture, Format};
 
@@ -34,20 +34,20 @@ fn ops() -> Vec<FileOp> {
             part: Part::Root,
             path: format!("/opt/node/dir{}/file{i:02}.dat", i % 6),
             data,
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         });
     }
     ops.push(FileOp::Write {
         part: Part::Root,
         path: "/etc/hostname".into(),
         data: b"node-01\n".to_vec(),
-        owner: Owner::root(0o644),
+        owner: FileAttrs::root(0o644),
     });
     ops.push(FileOp::Write {
         part: Part::Boot,
         path: "/meta-data".into(),
         data: b"instance-id: node-01\n".to_vec(),
-        owner: Owner::root(0o644),
+        owner: FileAttrs::root(0o644),
     });
     ops
 }

@@ -33,7 +33,7 @@ use crate::disk::{CowDisk, Storage};
 use crate::fs::ext4::Ext4Reader;
 use crate::fs::ext4::walk::{Ext4Walker, WalkError};
 use crate::fs::fat::{FatError, FatReader};
-use crate::ops::{FileOp, Owner, Part};
+use crate::ops::{FileAttrs, FileOp, Part};
 use crate::output::{OutputError, PartialFile, PendingFile, commit_pending};
 use crate::pipeline::{Layout, NodeError, apply_node};
 use crate::recipe::{NetbootSpec, NodeSpec};
@@ -340,7 +340,7 @@ fn root_edits(
         part: Part::Root,
         path: "/etc/fstab".into(),
         data: new.into_bytes(),
-        owner: Owner::root(0o644),
+        owner: FileAttrs::root(0o644),
     });
     edited.push("/etc/fstab".to_owned());
     for unit in MASKED_UNITS {

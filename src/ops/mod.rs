@@ -30,7 +30,7 @@ impl std::fmt::Display for Part {
 
 /// Owner and permission bits of a file (FAT ignores them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Owner {
+pub struct FileAttrs {
     /// Permission bits (`0o644`), without the file-type bits.
     pub mode: u32,
     /// Owner uid.
@@ -39,7 +39,7 @@ pub struct Owner {
     pub gid: u32,
 }
 
-impl Owner {
+impl FileAttrs {
     /// `root:root` with `mode`.
     pub const fn root(mode: u32) -> Self {
         Self {
@@ -243,7 +243,7 @@ pub enum FileOp {
         #[serde(skip)]
         data: Vec<u8>,
         /// Owner and mode.
-        owner: Owner,
+        owner: FileAttrs,
     },
     /// Append to a file, creating it with `owner` if missing.
     Append {
@@ -255,7 +255,7 @@ pub enum FileOp {
         #[serde(skip)]
         data: Vec<u8>,
         /// Owner and mode if the file is created.
-        owner: Owner,
+        owner: FileAttrs,
     },
     /// `mkdir -p`; the last component gets `owner`, missing parents `0755 root:root`.
     Mkdir {
@@ -264,7 +264,7 @@ pub enum FileOp {
         /// Absolute path inside the partition.
         path: String,
         /// Owner and mode.
-        owner: Owner,
+        owner: FileAttrs,
     },
     /// Create or replace a symlink (root partition only).
     Symlink {
@@ -289,7 +289,7 @@ pub enum FileOp {
         /// Absolute path.
         path: String,
         /// New owner and mode.
-        owner: Owner,
+        owner: FileAttrs,
     },
     /// A line-level edit of an existing text file.
     Edit {

@@ -18,7 +18,7 @@ use std::io::{Read, Seek, Write};
 use crate::fs::ext4::rootfs::{FileKind, MetaChange, Owner as FsOwner, RootFs, RootFsError};
 use crate::fs::fat::{FatError, FatWriter};
 use crate::fs::path::{self, PathError, SymlinkLookup};
-use crate::ops::{FileOp, Owner, Part, apply_text_edit};
+use crate::ops::{FileAttrs, FileOp, Part, apply_text_edit};
 
 /// Why an operation failed; names the operation's index, partition and path.
 #[derive(Debug, thiserror::Error)]
@@ -140,12 +140,12 @@ fn mode16(mode: u32) -> u16 {
     u16::try_from(mode & 0o7777).unwrap_or(0o644)
 }
 
-fn fs_owner(o: &Owner) -> FsOwner {
+fn fs_owner(o: &FileAttrs) -> FsOwner {
     FsOwner::new(o.uid, o.gid)
 }
 
 /// chmod + chown to `o`.
-fn full_change(o: &Owner) -> MetaChange {
+fn full_change(o: &FileAttrs) -> MetaChange {
     MetaChange {
         mode: Some(mode16(o.mode)),
         uid: Some(o.uid),

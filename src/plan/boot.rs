@@ -1,6 +1,6 @@
 //! `config.txt` lines and `cmdline.txt` tokens, and shared-storage mounts in `/etc/fstab`.
 
-use crate::ops::{FileOp, Owner, Part, TextEdit};
+use crate::ops::{FileAttrs, FileOp, Part, TextEdit};
 use crate::recipe::MountSpec;
 
 fn boot_edit(path: &str, edit: TextEdit) -> FileOp {
@@ -53,7 +53,7 @@ pub fn mount_ops(mounts: &[MountSpec]) -> Vec<FileOp> {
             ops.push(FileOp::Mkdir {
                 part: Part::Root,
                 path: m.target.clone(),
-                owner: Owner::root(0o755),
+                owner: FileAttrs::root(0o755),
             });
         }
         ops.push(FileOp::Edit {

@@ -9,7 +9,7 @@
 //! the hostname, leaves `/etc/hosts` alone (`manage_etc_hosts` rewrites it on every boot),
 //! keeps baked host keys and leaves the baked network alone.
 
-use crate::ops::{FileOp, Owner, Part};
+use crate::ops::{FileAttrs, FileOp, Part};
 
 use super::users::{Account, SudoRule};
 use super::yaml::quote as q;
@@ -149,7 +149,7 @@ pub fn seed_ops(
         part: Part::Boot,
         path: path.to_owned(),
         data: data.into_bytes(),
-        owner: Owner::root(0o644),
+        owner: FileAttrs::root(0o644),
     };
     let mut ops = vec![w("/user-data", user_data), w("/meta-data", meta_data)];
     match network_config {
@@ -168,7 +168,7 @@ pub fn guard_op(host_keys_baked: bool, network_baked: bool) -> FileOp {
         part: Part::Root,
         path: GUARD.to_owned(),
         data: guard(host_keys_baked, network_baked).into_bytes(),
-        owner: Owner::root(0o644),
+        owner: FileAttrs::root(0o644),
     }
 }
 

@@ -18,7 +18,7 @@
 //! itself (`growpart`, `resizefs`) without touching identities, so nothing changes there.
 
 use crate::image::firstboot::Mechanism;
-use crate::ops::{FileOp, Owner, Part, TextEdit};
+use crate::ops::{FileAttrs, FileOp, Part, TextEdit};
 
 use super::profile::Profile;
 
@@ -171,7 +171,7 @@ pub fn disarm_ops(d: &Disarm) -> Vec<FileOp> {
             part: Part::Root,
             path: GROW_SCRIPT.to_owned(),
             data: grow_script().into_bytes(),
-            owner: Owner::root(0o755),
+            owner: FileAttrs::root(0o755),
         });
         ops.extend(super::units::own_unit(GROW_UNIT, grow_unit()));
     }

@@ -4,7 +4,7 @@
 //! cluster entries follow, then the recipe's extra entries. The whole file is written: the
 //! base's own file only holds the defaults and the old hostname.
 
-use crate::ops::{FileOp, Owner, Part};
+use crate::ops::{FileAttrs, FileOp, Part};
 
 /// One `/etc/hosts` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +51,13 @@ pub fn hosts_ops(hostname: &str, hosts: String) -> Vec<FileOp> {
             part: Part::Root,
             path: "/etc/hostname".to_owned(),
             data: format!("{hostname}\n").into_bytes(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         },
         FileOp::Write {
             part: Part::Root,
             path: "/etc/hosts".to_owned(),
             data: hosts.into_bytes(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         },
     ]
 }

@@ -5,7 +5,7 @@
 //! mode 0600, owner root: NetworkManager ignores them otherwise. netplan files
 //! (`/etc/netplan/*.yaml`, netplan's v2 schema) are mode 0600 as `netplan` itself requires.
 
-use crate::ops::{FileOp, Owner, Part};
+use crate::ops::{FileAttrs, FileOp, Part};
 use crate::secrets::derive;
 
 use super::yaml::quote as yaml_str;
@@ -223,7 +223,7 @@ pub fn network_ops(
             part: Part::Root,
             path: "/etc/netplan/90-piimage.yaml".to_owned(),
             data: netplan(ifaces).into_bytes(),
-            owner: Owner::root(0o600),
+            owner: FileAttrs::root(0o600),
         }];
     }
     ifaces
@@ -235,7 +235,7 @@ pub fn network_ops(
                 i.name
             ),
             data: nm_keyfile(i, &derive::connection_uuid(seed, node, &i.name)).into_bytes(),
-            owner: Owner::root(0o600),
+            owner: FileAttrs::root(0o600),
         })
         .collect()
 }

@@ -6,7 +6,7 @@
 //! anything before them), cloud-init, and last the disk identity.
 
 use crate::image::os::OsFamily;
-use crate::ops::{FileOp, Owner, Part};
+use crate::ops::{FileAttrs, FileOp, Part};
 use crate::recipe as rs;
 use crate::recipe::{NodeSpec, ResolvedRecipe};
 use crate::secrets::derive;
@@ -273,7 +273,7 @@ fn overlay_ops(
                     },
                 )
             })?;
-            let owner = Owner {
+            let owner = FileAttrs {
                 mode: e.mode,
                 uid,
                 gid,
@@ -423,7 +423,7 @@ pub fn plan_node(
             part: Part::Root,
             path: "/etc/sysctl.d/90-piimage-forwarding.conf".into(),
             data: b"net.ipv4.ip_forward=1\nnet.ipv6.conf.all.forwarding=1\n".to_vec(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         });
     }
     let mut cmdline_add = node.boot.cmdline_add.clone();

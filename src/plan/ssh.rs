@@ -2,7 +2,7 @@
 //! `sshd_config.d` drop-in (Debian's `sshd_config` includes `/etc/ssh/sshd_config.d/*.conf`
 //! first, and the first value of a keyword wins), and per-node host keys.
 
-use crate::ops::{FileOp, Owner, Part};
+use crate::ops::{FileAttrs, FileOp, Part};
 use crate::secrets::hostkey::HostKey;
 
 use super::profile::Profile;
@@ -73,7 +73,7 @@ pub fn ssh_ops(profile: &Profile, spec: &SshdConfig) -> Vec<FileOp> {
         part: Part::Root,
         path: DROP_IN.to_owned(),
         data: drop_in(spec).into_bytes(),
-        owner: Owner::root(0o644),
+        owner: FileAttrs::root(0o644),
     }];
     if spec.enable {
         // `systemctl enable ssh`: the [Install] section's WantedBy and Alias.
@@ -91,13 +91,13 @@ pub fn ssh_ops(profile: &Profile, spec: &SshdConfig) -> Vec<FileOp> {
             part: Part::Root,
             path: "/etc/ssh/ssh_host_ed25519_key".to_owned(),
             data: key.private_openssh.clone().into_bytes(),
-            owner: Owner::root(0o600),
+            owner: FileAttrs::root(0o600),
         });
         ops.push(FileOp::Write {
             part: Part::Root,
             path: "/etc/ssh/ssh_host_ed25519_key.pub".to_owned(),
             data: key.public_openssh.clone().into_bytes(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         });
         // Bookworm's regenerate_ssh_host_keys.service wipes every host key on first boot.
         if profile
@@ -115,7 +115,7 @@ pub fn ssh_ops(profile: &Profile, spec: &SshdConfig) -> Vec<FileOp> {
             part: Part::Root,
             path: DROP_IN.to_owned(),
             data: b"HostKey /etc/ssh/ssh_host_ed25519_key\n".to_vec(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         });
     }
     ops

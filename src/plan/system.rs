@@ -12,7 +12,7 @@
 //!   files. Built-in locales (`C`, `POSIX`, `C.UTF-8`) need neither;
 //! - keyboard: `/etc/default/keyboard` (`XKBLAYOUT`, `XKBMODEL`), read by console-setup.
 
-use crate::ops::{FileOp, Owner, Part, TextEdit};
+use crate::ops::{FileAttrs, FileOp, Part, TextEdit};
 
 use super::catalog::{LOCALE_CONFIG, LOCALE_GEN, LocaleFacts, is_builtin};
 
@@ -56,7 +56,7 @@ pub fn timezone_ops(zone: &str) -> Vec<FileOp> {
             part: Part::Root,
             path: "/etc/timezone".to_owned(),
             data: format!("{zone}\n").into_bytes(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         },
     ]
 }
@@ -74,7 +74,7 @@ pub fn locale_ops(lang: &str, facts: &LocaleFacts) -> Vec<FileOp> {
         part: Part::Root,
         path,
         data: format!("LANG={lang}\n").into_bytes(),
-        owner: Owner::root(0o644),
+        owner: FileAttrs::root(0o644),
     }];
     if is_builtin(lang) {
         return ops;

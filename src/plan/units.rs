@@ -237,14 +237,14 @@ fn find(name: &str, written: &[FileOp], image: &BTreeMap<String, UnitFile>) -> O
 /// `systemctl enable` does for `WantedBy=multi-user.target` (the only target piimage's one-shot
 /// first-boot units use).
 pub fn own_unit(name: &str, text: String) -> Vec<crate::ops::FileOp> {
-    use crate::ops::{FileOp, Owner, Part};
+    use crate::ops::{FileAttrs, FileOp, Part};
     let unit = format!("/etc/systemd/system/{name}");
     vec![
         FileOp::Write {
             part: Part::Root,
             path: unit.clone(),
             data: text.into_bytes(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         },
         FileOp::Symlink {
             path: format!("/etc/systemd/system/multi-user.target.wants/{name}"),
@@ -258,7 +258,7 @@ pub fn own_unit(name: &str, text: String) -> Vec<crate::ops::FileOp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::Owner;
+    use crate::ops::FileAttrs;
 
     const SSH: &str = "[Unit]\nDescription=OpenBSD Secure Shell server\n\n[Service]\nExecStart=/usr/sbin/sshd -D\n\n[Install]\nWantedBy=multi-user.target\nAlias=sshd.service\n";
 
@@ -341,7 +341,7 @@ mod tests {
             part: Part::Root,
             path: "/etc/systemd/system/k3s-install.service".into(),
             data: b"[Service]\nType=oneshot\n[Install]\nWantedBy=multi-user.target\n".to_vec(),
-            owner: Owner::root(0o644),
+            owner: FileAttrs::root(0o644),
         }];
         let links = enable_links(&["k3s-install.service".into()], &written, &image()).unwrap();
         assert_eq!(

@@ -4,7 +4,7 @@
 //! On Raspberry Pi OS, defining users disarms the first-boot user wizard (`userconfig.service`)
 //! and brings the console login back, as `cancel-rename` would.
 
-use crate::ops::{FileOp, Owner, Part, TextEdit};
+use crate::ops::{FileAttrs, FileOp, Part, TextEdit};
 
 use super::NodeConflict;
 use super::profile::Profile;
@@ -188,7 +188,7 @@ pub fn user_ops(
                 ));
             }
         }
-        let owner = |mode| Owner {
+        let owner = |mode| FileAttrs {
             mode,
             uid,
             gid: uid,
@@ -239,7 +239,7 @@ pub fn user_ops(
                 part: Part::Root,
                 path: format!("/etc/sudoers.d/010_piimage-{}", u.name),
                 data: rule.into_bytes(),
-                owner: Owner::root(0o440),
+                owner: FileAttrs::root(0o440),
             });
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use piimage::disk::{CowDisk, FileStorage, Storage};
 use piimage::io::hashing::Sha256Digest;
-use piimage::ops::{FileOp, Owner, Part, TextEdit};
+use piimage::ops::{FileAttrs, FileOp, Part, TextEdit};
 use piimage::pipeline::identity::{partuuid_ops, set_disk_id};
 use piimage::pipeline::{Layout, apply_node};
 use piimage::secrets::derive::disk_id as derive_disk_id;
@@ -49,7 +49,7 @@ fn w(part: Part, path: &str, data: &[u8], mode: u32, uid: u32, gid: u32) -> File
         part,
         path: path.into(),
         data: data.to_vec(),
-        owner: Owner { mode, uid, gid },
+        owner: FileAttrs { mode, uid, gid },
     }
 }
 
@@ -86,8 +86,8 @@ fn node_ops(big: &[u8]) -> Vec<FileOp> {
             "/etc/group",
             TextEdit::TableAddMember { key: "sudo".into(), index: 3, member: "alice".into() },
         ),
-        FileOp::Mkdir { part: Part::Root, path: "/home/alice/.ssh".into(), owner: Owner { mode: 0o700, uid: 1001, gid: 1001 } },
-        FileOp::SetOwner { path: "/home/alice".into(), owner: Owner { mode: 0o750, uid: 1001, gid: 1001 } },
+        FileOp::Mkdir { part: Part::Root, path: "/home/alice/.ssh".into(), owner: FileAttrs { mode: 0o700, uid: 1001, gid: 1001 } },
+        FileOp::SetOwner { path: "/home/alice".into(), owner: FileAttrs { mode: 0o750, uid: 1001, gid: 1001 } },
         w(Part::Root, "/home/alice/.ssh/authorized_keys", KEY.as_bytes(), 0o600, 1001, 1001),
         w(Part::Root, "/lib/systemd/system/piimage-test.service", b"[Unit]\nDescription=test\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n", 0o644, 0, 0),
         FileOp::Symlink {
