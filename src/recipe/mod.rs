@@ -43,7 +43,14 @@ pub use ctx::LoadOptions;
 pub use error::{Problem, RecipeError};
 pub use located::Origin;
 pub use schema::{SCHEMA_ID, json_schema};
-pub use spec::*;
+pub use spec::{
+    BootId, BootSpec, CloudInitMode, CloudInitSpec, ClusterSecret, ClusterSecretValue, ClusterSpec,
+    ConfigLine, DEFAULT_EPOCH, DefaultUser, DerivedKind, EntryKind, HostEntry, HostKeys,
+    InterfaceSpec, Ipv4Spec, Ipv6Mode, Ipv6Spec, KeyboardSpec, Medium, MountSpec, NetbootSpec,
+    NetworkSpec, NodeAddress, NodeSpec, OutputFormat, OutputSpec, OverlayEntry, OverlaySpec,
+    OverlayTarget, OwnerRef, OwnerSpec, PasswordScheme, PasswordSpec, ResolvedRecipe, SecretSource,
+    ServicesSpec, SettingOrigins, SshSpec, Sudo, UserOrigins, UserSpec, WifiSecret, WifiSpec,
+};
 
 /// Loads, merges, expands and validates the recipe at `path` (see the module docs).
 ///
