@@ -21,20 +21,14 @@
 //! (a whole debug-build one-node build of the Bookworm fixture takes about 6 s here).
 
 use super::allocation::read_block_usage;
+use super::extent::{self, Header};
 use super::features::feature;
 use super::gate::GateError;
 use super::group_desc::{BG_INODE_UNINIT, GroupLayout, csum_seed};
-use super::inode;
+use super::inode::{self, EXTENTS_FL, INDEX_FL, INLINE_DATA_FL};
 use super::superblock::{Ext4Error, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE, Superblock, ext4_crc32c};
 use crate::disk::{Storage, Window};
 use crate::fs::bytes::{le16, le32};
-
-const EXTENTS_FL: u32 = 0x8_0000;
-/// `EXT4_INDEX_FL`: a hashed-tree (htree) directory.
-const INDEX_FL: u32 = 0x1000;
-const INLINE_DATA_FL: u32 = 0x1000_0000;
-const EXTENT_MAGIC: u16 = 0xF30A;
-const MAX_DEPTH: u16 = 5;
 
 struct Walk<'a, S: Storage> {
     window: &'a Window<S>,
@@ -87,37 +81,33 @@ impl<S: Storage> Walk<'_, S> {
     }
 
     fn extents(&mut self, node: &[u8], depth_left: u16) -> Result<(), GateError> {
-        if le16(node, 0) != EXTENT_MAGIC {
-            return Err(self.bad("an extent node has no F30A magic".into()));
-        }
-        let entries = usize::from(le16(node, 2));
-        let depth = le16(node, 6);
-        if entries > (node.len() - 12) / 12 || depth > depth_left {
+        let header = Header::parse(node)
+            .ok_or_else(|| self.bad("an extent node has no F30A magic".into()))?;
+        if !header.entries_fit(node.len()) || header.depth > depth_left {
             return Err(self.bad(format!(
-                "an extent node claims {entries} entries at depth {depth}"
+                "an extent node claims {} entries at depth {}",
+                header.entries, header.depth
             )));
         }
-        for i in 0..entries {
-            let e = &node[12 + 12 * i..24 + 12 * i];
-            if depth == 0 {
-                let len = u64::from(le16(e, 4));
-                let len = if len > 32_768 { len - 32_768 } else { len };
-                let start = u64::from(le16(e, 6)) << 32 | u64::from(le32(e, 8));
-                self.claim(start, len, "data")?;
-                // An unwritten extent (length above 32768) holds no directory entries.
-                if le16(e, 4) <= 32_768
+        for i in 0..usize::from(header.entries) {
+            if header.depth == 0 {
+                let e = extent::extent(node, i);
+                let len = u64::from(e.len);
+                self.claim(e.start, len, "data")?;
+                // An unwritten extent holds no directory entries.
+                if !e.unwritten
                     && let Some(runs) = self.dir_runs.as_mut()
                 {
-                    runs.push((start, len));
+                    runs.push((e.start, len));
                 }
             } else {
-                let leaf = u64::from(le16(e, 8)) << 32 | u64::from(le32(e, 4));
+                let leaf = extent::index(node, i).leaf;
                 self.claim(leaf, 1, "extent tree")?;
                 let child = self.read_block(leaf)?;
                 if let Some(seed) = self.csum {
                     self.extent_tail(&child, leaf, seed)?;
                 }
-                self.extents(&child, depth - 1)?;
+                self.extents(&child, header.depth - 1)?;
             }
         }
         Ok(())
@@ -126,12 +116,13 @@ impl<S: Storage> Walk<'_, S> {
     /// An extent tree block's `ext4_extent_tail`: `crc32c(inode seed, the block up to the tail)`
     /// right after its `eh_max` entries.
     fn extent_tail(&self, node: &[u8], block: u64, seed: u32) -> Result<(), GateError> {
-        let max = usize::from(le16(node, 4));
-        let at = 12 + 12 * max;
-        if le16(node, 0) != EXTENT_MAGIC || at + 4 > node.len() {
+        let Some(at) = Header::parse(node)
+            .map(|h| h.tail_offset())
+            .filter(|at| at + 4 <= node.len())
+        else {
             // The walk reports the bad header.
             return Ok(());
-        }
+        };
         let want = ext4_crc32c(seed, &node[..at]);
         if le32(node, at) != want {
             return Err(self.bad(format!(
@@ -289,7 +280,7 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
             walk.ino = g * ipg + i as u64 + 1;
             let inode = &table[i * isz..(i + 1) * isz];
             let mode = le16(inode, 0) & 0xF000;
-            let flags = le32(inode, 0x20);
+            let flags = inode::flags(inode);
             let ino32 = u32::try_from(walk.ino).unwrap_or(u32::MAX);
             walk.csum = None;
             if csums {
@@ -316,7 +307,7 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
             if acl != 0 {
                 walk.claim(acl, 1, "extended-attribute block")?;
             }
-            let i_block = &inode[0x28..0x64];
+            let i_block = inode::i_block(inode);
             let blocks = le32(inode, 0x1C);
             let special = matches!(mode, 0x1000 | 0x2000 | 0x6000 | 0xC000);
             let fast_symlink = mode == 0xA000 && flags & EXTENTS_FL == 0 && blocks == 0;
@@ -325,7 +316,7 @@ pub fn check_claims<S: Storage>(window: &Window<S>, sb: &Superblock) -> Result<(
                 continue;
             }
             if flags & EXTENTS_FL != 0 {
-                walk.extents(i_block, MAX_DEPTH)?;
+                walk.extents(i_block, extent::MAX_DEPTH)?;
                 if let (Some(runs), Some(seed)) = (walk.dir_runs.take(), walk.csum) {
                     walk.directory(&runs, flags & INDEX_FL != 0, seed)?;
                 }

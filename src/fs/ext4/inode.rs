@@ -33,6 +33,24 @@ const EXTRA_ISIZE: usize = 0x80;
 const CHECKSUM_HI: usize = 0x82;
 /// `EXT4_HUGE_FILE_FL`: `i_blocks` counts filesystem blocks instead of 512-byte sectors.
 const HUGE_FILE_FL: u32 = 0x4_0000;
+/// `EXT4_INDEX_FL`: a hashed-tree (htree) directory.
+pub const INDEX_FL: u32 = 0x1000;
+/// `EXT4_EXTENTS_FL`: `i_block` holds the root of an extent tree ([`super::extent`]).
+pub const EXTENTS_FL: u32 = 0x8_0000;
+/// `EXT4_INLINE_DATA_FL`: the data is in `i_block` and an extended attribute.
+pub const INLINE_DATA_FL: u32 = 0x1000_0000;
+/// Bytes of `i_block`.
+pub const I_BLOCK_LEN: usize = N_BLOCKS * 4;
+
+/// `i_flags` of the raw inode `raw`.
+pub fn flags(raw: &[u8]) -> u32 {
+    le32(raw, FLAGS)
+}
+
+/// `i_block` of the raw inode `raw` (an extent tree root, or block pointers).
+pub fn i_block(raw: &[u8]) -> &[u8] {
+    &raw[I_BLOCK..I_BLOCK + I_BLOCK_LEN]
+}
 /// Smallest inode (`EXT2_GOOD_OLD_INODE_SIZE`).
 const OLD_INODE_SIZE: usize = 128;
 

@@ -6,25 +6,21 @@
 //! minimal decoding, independent of the writer crate:
 //!
 //! 1. the journal inode (`s_journal_inum`, normally 8) is located through the group descriptor
-//!    table (kernel docs `group_descr.html`; `meta_bg` is refused by the gate before this runs)
-//!    and the inode table (`inodes.html`);
-//! 2. its logical block 0 is mapped through the extent tree in `i_block` (`ifork.html`: header
-//!    magic `0xF30A`, index nodes down to a leaf), or, for an ext3-style journal inode, the first
-//!    direct block pointer;
+//!    table ([`GroupDesc`]; `meta_bg` is refused by the gate before this runs) and the inode
+//!    table (`inodes.html`);
+//! 2. its logical block 0 is mapped through the extent tree in `i_block` ([`super::extent`]),
+//!    or, for an ext3-style journal inode, the first direct block pointer;
 //! 3. that block starts with the journal superblock, big-endian (`journal.html`).
 
+use super::extent::{self, Header};
+use super::group_desc::GroupDesc;
+use super::inode;
 use super::superblock::Superblock;
 use crate::disk::{Storage, Window};
-use crate::fs::bytes::{le16, le32};
+use crate::fs::bytes::le32;
 
 /// `JBD2_MAGIC_NUMBER`, the first four bytes of every journal block header.
 pub const JBD2_MAGIC: u32 = 0xC03B_3998;
-/// `i_flags` bit: the inode maps its blocks with an extent tree.
-const EXTENTS_FL: u32 = 0x8_0000;
-/// Extent tree node magic.
-const EXTENT_MAGIC: u16 = 0xF30A;
-/// Deepest extent tree the format allows (kernel: `EXT4_MAX_EXTENT_DEPTH`).
-const MAX_EXTENT_DEPTH: u16 = 5;
 
 /// `JBD2_FEATURE_INCOMPAT_REVOKE`.
 pub const JOURNAL_INCOMPAT_REVOKE: u32 = 0x1;
@@ -139,12 +135,7 @@ fn read_inode<S: Storage>(
         gdt + group * u64::try_from(desc_size).unwrap_or(32),
         &mut desc,
     )?;
-    let hi = if desc_size >= 64 {
-        u64::from(le32(&desc, 0x28))
-    } else {
-        0
-    };
-    let table = hi << 32 | u64::from(le32(&desc, 0x08));
+    let table = GroupDesc::from_bytes(&desc, desc_size).inode_table;
     if table == 0 || table >= sb.blocks_count {
         return Err(corrupt(format!(
             "inode table of group {group} at block {table}"
@@ -163,8 +154,8 @@ fn map_logical<S: Storage>(
     inode: &[u8],
     logical: u32,
 ) -> Result<u64, JournalReadError> {
-    let i_block = &inode[0x28..0x64];
-    if le32(inode, 0x20) & EXTENTS_FL == 0 {
+    let i_block = inode::i_block(inode);
+    if inode::flags(inode) & inode::EXTENTS_FL == 0 {
         let slot = usize::try_from(logical).map_err(|_| corrupt("block index"))?;
         if slot >= 12 {
             return Err(corrupt(
@@ -175,36 +166,25 @@ fn map_logical<S: Storage>(
     }
     let bs = usize::try_from(sb.block_size).map_err(|_| corrupt("block size"))?;
     let mut node = i_block.to_vec();
-    for _ in 0..=MAX_EXTENT_DEPTH {
-        if le16(&node, 0) != EXTENT_MAGIC {
-            return Err(corrupt("bad extent header magic in the journal inode"));
-        }
-        let entries = usize::from(le16(&node, 2));
-        let depth = le16(&node, 6);
-        if 12 + entries * 12 > node.len() {
+    for _ in 0..=extent::MAX_DEPTH {
+        let header = Header::parse(&node)
+            .ok_or_else(|| corrupt("bad extent header magic in the journal inode"))?;
+        if !header.entries_fit(node.len()) {
             return Err(corrupt("extent node overflows its block"));
         }
-        let entry = |i: usize| &node[12 + i * 12..24 + i * 12];
-        if depth == 0 {
-            for i in 0..entries {
-                let e = entry(i);
-                let first = le32(e, 0);
-                let len = u32::from(le16(e, 4));
-                let len = if len > 32768 { len - 32768 } else { len };
-                if logical >= first && logical - first < len {
-                    let start = u64::from(le16(e, 6)) << 32 | u64::from(le32(e, 8));
-                    return Ok(start + u64::from(logical - first));
-                }
-            }
-            return Err(corrupt(format!("journal block {logical} is not mapped")));
+        let entries = usize::from(header.entries);
+        if header.depth == 0 {
+            return (0..entries)
+                .find_map(|i| extent::extent(&node, i).map(logical))
+                .ok_or_else(|| corrupt(format!("journal block {logical} is not mapped")));
         }
         // Index node: the last entry whose first logical block is <= `logical`.
         let child = (0..entries)
-            .map(entry)
-            .take_while(|e| le32(e, 0) <= logical)
+            .map(|i| extent::index(&node, i))
+            .take_while(|e| e.first <= logical)
             .last()
             .ok_or_else(|| corrupt(format!("journal block {logical} is not mapped")))?;
-        let leaf = u64::from(le16(child, 8)) << 32 | u64::from(le32(child, 4));
+        let leaf = child.leaf;
         if leaf == 0 || leaf >= sb.blocks_count {
             return Err(corrupt(format!("extent index points at block {leaf}")));
         }

@@ -10,6 +10,7 @@
 pub mod allocation;
 pub mod bitmap;
 pub mod claims;
+pub mod extent;
 pub mod features;
 pub mod gate;
 pub mod group_desc;
