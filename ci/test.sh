@@ -3,7 +3,8 @@
 # Installs the tools the tests use as oracles when they are missing (ci/install-test-tools.sh:
 # apt-get and pip, needs root or sudo), builds the bootable test images (cached in
 # target/bootable), then runs
-# `cargo test --workspace --locked`. Extra arguments go to cargo test (e.g. a test name).
+# `cargo test --workspace --locked`, then the coverage-guided fuzzing (ci/fuzz.sh, 30 s per
+# target). Extra arguments go to cargo test (e.g. a test name), and then fuzzing is skipped.
 # .ci/run (CI) calls this script after cargo fmt and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,7 @@ fi
 
 echo "== cargo test --workspace --locked"
 cargo test --workspace --locked "$@"
+
+if [ "$#" -eq 0 ]; then
+  bash ci/fuzz.sh
+fi
