@@ -1,5 +1,6 @@
 //! Partition tables: MBR (what the official Raspberry Pi and Ubuntu raspi images use) and GPT
-//! (behind a protective MBR entry of type 0xEE), read with `mbrman` and `gptman`.
+//! (behind a protective MBR entry of type 0xEE); the MBR and its EBR chain are decoded by
+//! [`super::mbr`], the GPT by `gptman` once [`super::gpt`] has checked its headers.
 //!
 //! Only what the filesystems need is exposed: each partition's number, byte range and type. A
 //! partition reaching past the end of the image file, starting on the table's own sectors or
@@ -267,92 +268,6 @@ pub struct PartitionTable {
     pub warnings: Vec<String>,
 }
 
-/// The most logical partitions (EBRs) accepted in an extended partition; Linux numbers at most
-/// 256 partitions per disk.
-pub const MAX_LOGICAL: usize = 256;
-
-/// Checks what `mbrman` would trust: no used primary entry starts at sector 0 (its alignment
-/// search then panics), and the EBR chain of an extended partition is bounded, strictly
-/// forward (as `mbrman` requires) and computes no sector number past 2^32.
-fn precheck_mbr<S: Storage>(disk: &S, sector0: &[u8; 512]) -> Result<(), PartitionError> {
-    let entry = |s: &[u8], i: usize| {
-        let e = &s[446 + 16 * i..462 + 16 * i];
-        let le = |a: usize| u32::from_le_bytes([e[a], e[a + 1], e[a + 2], e[a + 3]]);
-        (e[4], le(8), le(12))
-    };
-    let mut extended = None;
-    for i in 0..4 {
-        let (sys, start, sectors) = entry(sector0, i);
-        if sys == 0 {
-            continue;
-        }
-        if start == 0 {
-            // The UEFI specification puts a protective (0xEE) entry at sector 1 too; one at
-            // 0 is damage, and mbrman's alignment search panics on it (found by the disk
-            // fuzz target, tests/integration/fuzz.rs).
-            return Err(PartitionError::OnTable {
-                number: u32::try_from(i + 1).unwrap_or(0),
-                start: 0,
-                end: u64::from(sectors),
-                what: if sys == 0xEE {
-                    "sector 0 is the MBR (a protective GPT entry starts at sector 1)"
-                } else {
-                    "sector 0 is the MBR"
-                }
-                .to_owned(),
-            });
-        }
-        if matches!(sys, 0x05 | 0x0f | 0x85 | 0xc5 | 0xd5) && extended.is_none() {
-            extended = Some(start);
-        }
-    }
-    let Some(ext_start) = extended else {
-        return Ok(());
-    };
-    let bad = |why: String| PartitionError::Mbr(format!("extended partition: {why}"));
-    let mut rel = 0u32;
-    for n in 0..=MAX_LOGICAL {
-        if n == MAX_LOGICAL {
-            return Err(bad(format!("more than {MAX_LOGICAL} logical partitions")));
-        }
-        let ebr = ext_start
-            .checked_add(rel)
-            .ok_or_else(|| bad(format!("EBR {} lies past sector 2^32", n + 1)))?;
-        let mut s = [0u8; 512];
-        if u64::from(ebr) * SECTOR_SIZE + SECTOR_SIZE > disk.len() {
-            return Err(bad(format!(
-                "EBR {} at sector {ebr} is past the end of the image",
-                n + 1
-            )));
-        }
-        disk.read_at(u64::from(ebr) * SECTOR_SIZE, &mut s)?;
-        if s[510..512] != [0x55, 0xAA] {
-            // An empty extended partition needs no EBR; a broken later one mbrman reports.
-            return Ok(());
-        }
-        let (sys, start, _) = entry(&s, 0);
-        if sys != 0 && ebr.checked_add(start).is_none() {
-            return Err(bad(format!(
-                "logical partition {} starts past sector 2^32",
-                n + 5
-            )));
-        }
-        let (_, next, _) = entry(&s, 1);
-        if next == 0 {
-            return Ok(());
-        }
-        if next <= rel {
-            return Err(bad(format!(
-                "EBR {} links back to sector {} (a loop)",
-                n + 1,
-                u64::from(ext_start) + u64::from(next)
-            )));
-        }
-        rel = next;
-    }
-    Ok(())
-}
-
 impl PartitionTable {
     /// Reads the partition table of `disk`.
     pub fn read<S: Storage>(disk: &S) -> Result<Self, PartitionError> {
@@ -368,13 +283,10 @@ impl PartitionTable {
                 found2: sector0[511],
             });
         }
-        precheck_mbr(disk, &sector0)?;
-        // The partition-table crates read through `Read + Seek`: a window over the whole disk.
-        let mut reader = Window::new(disk, 0, len)?;
-        let mbr = mbrman::MBR::read_from(&mut reader, 512)
-            .map_err(|e| PartitionError::Mbr(e.to_string()))?;
-        let (table, usable) = if mbr.iter().any(|(_, p)| p.is_used() && p.sys == 0xEE) {
-            Self::read_gpt(disk, &mut reader)?
+        let mbr = super::mbr::read(disk, &sector0)?;
+        let (table, usable) = if mbr.entries.iter().any(|e| e.kind == 0xEE) {
+            // gptman reads through `Read + Seek`: a window over the whole disk.
+            Self::read_gpt(disk, &mut Window::new(disk, 0, len)?)?
         } else {
             (Self::from_mbr(&mbr), 1..=u64::MAX)
         };
@@ -438,22 +350,20 @@ impl PartitionTable {
         Ok(())
     }
 
-    fn from_mbr(mbr: &mbrman::MBR) -> Self {
-        let id = u32::from_le_bytes(mbr.header.disk_signature);
+    fn from_mbr(mbr: &super::mbr::Table) -> Self {
+        let id = mbr.disk_id;
         let partitions = mbr
+            .entries
             .iter()
-            .filter(|(_, p)| p.is_used() && !p.is_extended())
-            .filter_map(|(i, p)| {
-                let number = u32::try_from(i).ok()?;
-                Some(Partition {
-                    number,
-                    start_sector: u64::from(p.starting_lba),
-                    sectors: u64::from(p.sectors),
-                    ptype: PartitionType::Mbr(p.sys),
-                    bootable: p.is_active(),
-                    name: None,
-                    partuuid: format!("{id:08x}-{number:02}"),
-                })
+            .filter(|e| !e.is_extended())
+            .map(|e| Partition {
+                number: e.number,
+                start_sector: e.start,
+                sectors: e.sectors,
+                ptype: PartitionType::Mbr(e.kind),
+                bootable: e.active,
+                name: None,
+                partuuid: format!("{id:08x}-{:02}", e.number),
             })
             .collect();
         Self {

@@ -168,6 +168,34 @@ fn issue15_fuzz_seeds_are_read_as_their_real_tools_made_them() {
     }
 }
 
+/// Inputs that once crashed a fuzz target, kept in `fuzz/regressions/` under the name of their
+/// target (`disk-...`, `ext4-...`): each one is now refused or read, and never panics (these
+/// tests run with debug assertions, so an arithmetic overflow panics here too).
+#[test]
+fn issue15_fuzz_regressions_no_longer_crash() {
+    use piimage::fuzz::Depth;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let data = std::fs::read(&path).unwrap();
+        let depth = match name.split('-').next().unwrap() {
+            "disk" => piimage::fuzz::disk_image(&data),
+            "ext4" => piimage::fuzz::ext4(&data),
+            "fat" => piimage::fuzz::fat(&data),
+            other => panic!("{name}: no fuzz target {other:?}"),
+        };
+        if name == "disk-mbrman-overflow" {
+            // An extended partition whose EBR has an unused first entry starting at sector
+            // 2^32 - 1: mbrman 0.6.1 added it to the EBR's sector and overflowed.
+            assert_eq!(depth, Depth::Refused, "{name}");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 1, "no regressions in {}", dir.display());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 

@@ -171,3 +171,70 @@ fn issue15_root_partition_inside_the_boot_partition_is_refused_before_writing() 
     fails_with(&piimage(dir.path(), &["inspect", "base.img"]), &["overlap"]);
     let _ = run_ok;
 }
+
+/// The MBR reader (ours since mbrman 0.6.1 overflowed on an EBR; `src/disk/mbr.rs`) against
+/// `sfdisk`: a disk with primary, extended and logical partitions made by sfdisk reads back
+/// with the numbers, starts, lengths and types `sfdisk --json` reports, and a FAT and an ext4
+/// volume on logical partitions are found by their labels.
+#[test]
+fn issue15_mbr_with_logical_partitions_reads_as_sfdisk_does() {
+    let dir = crate::support::tmp();
+    sh(
+        dir.path(),
+        "truncate -s 64M d.img
+         printf 'label: dos\\nlabel-id: 0x11223344\\nstart=2048,size=16384,type=c,bootable\\nstart=18432,type=5\\nstart=20480,size=20480,type=c\\nstart=43008,size=40960,type=83\\n' | sfdisk -q d.img
+         mkfs.fat -F 32 -n LBOOT --offset 20480 d.img 10240 >/dev/null
+         mkdir -p tree/etc && printf 'ID=debian\\nVERSION_ID=\"13\"\\n' > tree/etc/os-release
+         mke2fs -q -F -t ext4 -L lroot -E offset=$((43008*512)) -d tree d.img 20M",
+    );
+    let img = dir.path().join("d.img");
+    let oracle = run_ok("sfdisk", &["--json", img.to_str().unwrap()]);
+    let oracle: serde_json::Value = serde_json::from_str(&oracle).unwrap();
+    let want: Vec<(u64, u64, u64, String)> = oracle["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // The extended container is not a filesystem; piimage lists only what it holds.
+        .filter(|p| p["type"] != "5")
+        .map(|p| {
+            let node = p["node"].as_str().unwrap();
+            let number = node.rsplit("d.img").next().unwrap().parse().unwrap();
+            let kind = format!("0x{:0>2}", p["type"].as_str().unwrap());
+            (
+                number,
+                p["start"].as_u64().unwrap(),
+                p["size"].as_u64().unwrap(),
+                kind,
+            )
+        })
+        .collect();
+    assert_eq!(want.len(), 3, "{oracle}");
+    let out = piimage(dir.path(), &["inspect", "--json", "d.img"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &r["partition_table"];
+    assert_eq!(t["disk_id"], "11223344");
+    let got: Vec<(u64, u64, u64, String)> = t["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["number"].as_u64().unwrap(),
+                p["start_sector"].as_u64().unwrap(),
+                p["sectors"].as_u64().unwrap(),
+                p["type"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    let parts = t["partitions"].as_array().unwrap();
+    assert_eq!(parts[0]["bootable"], true);
+    assert_eq!(parts[1]["partuuid"], "11223344-05");
+    assert_eq!(parts[1]["label"], "LBOOT");
+    assert_eq!(parts[2]["label"], "lroot");
+}
