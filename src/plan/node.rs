@@ -241,13 +241,12 @@ fn owner_id(profile: &Profile, users: &[Account], r: &rs::OwnerRef, group: bool)
 }
 
 fn overlay_ops(
-    recipe: &ResolvedRecipe,
     node: &NodeSpec,
     profile: &Profile,
     users: &[Account],
     extras: &TemplateSecrets,
 ) -> Result<Vec<FileOp>, PlanError> {
-    let ctx = crate::recipe::template::context(recipe, node, &extras.vars);
+    let ctx = extras.shared.context(node);
     let mut ops = Vec::new();
     for ov in &node.overlays {
         let part = match ov.target {
@@ -456,7 +455,7 @@ pub fn plan_node(
             ops.extend(keyboard_ops(&k.layout, k.model.as_deref()));
         }
     }
-    let overlays = overlay_ops(recipe, node, profile, &users, extras)?;
+    let overlays = overlay_ops(node, profile, &users, extras)?;
     let written: Vec<FileOp> = ops.iter().chain(&overlays).cloned().collect();
     let links = enable_links(&node.services.enable, &written, &profile.units)
         .map_err(|e| err(node, NodeConflict::EnableLinks(e)))?;

@@ -15,6 +15,8 @@ use super::{NodeConflict, PlanError};
 pub struct TemplateSecrets {
     /// The extra template variables (`secrets`, `host_keys`).
     pub vars: Map<String, Value>,
+    /// Every template variable the nodes share, these included, built once.
+    pub shared: crate::recipe::template::Shared,
     /// `(name, text)` of every secret value, for [`super::redact::redact_known`].
     pub values: Vec<(String, String)>,
 }
@@ -79,7 +81,12 @@ impl TemplateSecrets {
         let mut vars = Map::new();
         vars.insert("secrets".into(), Value::Object(secrets));
         vars.insert("host_keys".into(), Value::Object(host_keys));
-        Ok(Self { vars, values })
+        let shared = crate::recipe::template::Shared::new(recipe, &vars);
+        Ok(Self {
+            vars,
+            shared,
+            values,
+        })
     }
 }
 

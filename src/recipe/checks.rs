@@ -228,9 +228,16 @@ pub(crate) fn check_templates(ctx: &mut Ctx, recipe: &ResolvedRecipe) {
         .collect();
     let mut failed: HashSet<PathBuf> = HashSet::new();
     let mut sources: HashMap<PathBuf, String> = HashMap::new();
-    let extras = template::placeholder_extras(recipe);
+    let shared = template::Shared::new(recipe, &template::placeholder_extras(recipe));
     for node in recipe.selected() {
-        let context = template::context(recipe, node, &extras);
+        let has_templates = node
+            .overlays
+            .iter()
+            .any(|ov| ov.entries.iter().any(|e| e.kind == EntryKind::Template));
+        if !has_templates {
+            continue;
+        }
+        let context = shared.context(node);
         for ov in &node.overlays {
             for e in ov.entries.iter().filter(|e| e.kind == EntryKind::Template) {
                 if failed.contains(&e.source) {

@@ -81,13 +81,12 @@ pub fn check_syntax(file: &str, source: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// Syntax errors and undefined variables, described with `file` and line.
-pub fn render(file: &str, source: &str, context: &Value) -> Result<String, String> {
+pub fn render(file: &str, source: &str, context: &minijinja::Value) -> Result<String, String> {
     let env = environment();
     let t = env
         .template_from_named_str(file, source)
         .map_err(|e| describe(&e, file))?;
-    t.render(minijinja::Value::from(minijinja::value::Serde(context)))
-        .map_err(|e| describe(&e, file))
+    t.render(context).map_err(|e| describe(&e, file))
 }
 
 fn node_value(n: &NodeSpec) -> Value {
@@ -139,36 +138,78 @@ pub fn placeholder_extras(recipe: &ResolvedRecipe) -> Map<String, Value> {
     m
 }
 
-/// The variables `node`'s templates see (see the module docs); `extras` holds `secrets` and
-/// `host_keys` (real, or [`placeholder_extras`]).
+/// A template value made from anything serde can serialize.
 #[must_use]
-pub fn context(recipe: &ResolvedRecipe, node: &NodeSpec, extras: &Map<String, Value>) -> Value {
-    let mut ctx: Map<String, Value> = node.vars.clone();
-    for (k, v) in extras {
-        ctx.insert(k.clone(), v.clone());
-    }
-    let nodes: Vec<Value> = recipe.nodes.iter().map(node_value).collect();
-    let mut roles: Map<String, Value> = Map::new();
-    for n in &recipe.nodes {
-        if let Value::Array(list) = roles
-            .entry(n.role.clone())
-            .or_insert_with(|| Value::Array(Vec::new()))
-        {
-            list.push(node_value(n));
+pub fn to_value<T: serde::Serialize>(v: T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(v))
+}
+
+/// What every node's templates share: `nodes`, `roles`, `cluster` and the `extras` (`secrets`
+/// and `host_keys`, real or [`placeholder_extras`]), converted once per recipe. A node's context
+/// ([`Shared::context`]) then costs only its own variables: building the cluster-wide part per
+/// node made a 4096-node recipe quadratic (minutes to validate).
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    values: Vec<(String, minijinja::Value)>,
+}
+
+impl Shared {
+    /// The shared variables of `recipe`'s templates.
+    #[must_use]
+    pub fn new(recipe: &ResolvedRecipe, extras: &Map<String, Value>) -> Self {
+        let mut values: Vec<(String, minijinja::Value)> = extras
+            .iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect();
+        let nodes: Vec<Value> = recipe.nodes.iter().map(node_value).collect();
+        let mut roles: Map<String, Value> = Map::new();
+        for n in &recipe.nodes {
+            if let Value::Array(list) = roles
+                .entry(n.role.clone())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                list.push(node_value(n));
+            }
         }
+        values.push(("nodes".into(), to_value(&nodes)));
+        values.push(("roles".into(), to_value(&roles)));
+        values.push((
+            "cluster".into(),
+            to_value(json!({
+                "name": recipe.cluster.name,
+                "domain": recipe.cluster.domain,
+                "description": recipe.cluster.description,
+            })),
+        ));
+        Self { values }
     }
-    ctx.insert("node".into(), node_value(node));
-    ctx.insert("nodes".into(), Value::Array(nodes));
-    ctx.insert("roles".into(), Value::Object(roles));
-    ctx.insert(
-        "cluster".into(),
-        json!({
-            "name": recipe.cluster.name,
-            "domain": recipe.cluster.domain,
-            "description": recipe.cluster.description,
-        }),
-    );
-    Value::Object(ctx)
+
+    /// The variables `node`'s templates see (see the module docs): its `vars`, then the shared
+    /// ones and `node` (the reserved names win; recipes cannot define them as vars anyway).
+    #[must_use]
+    pub fn context(&self, node: &NodeSpec) -> minijinja::Value {
+        let mut ctx: std::collections::BTreeMap<String, minijinja::Value> = node
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect();
+        for (k, v) in &self.values {
+            ctx.insert(k.clone(), v.clone());
+        }
+        ctx.insert("node".into(), to_value(node_value(node)));
+        minijinja::Value::from(ctx)
+    }
+}
+
+/// The variables `node`'s templates see, for one node (tests and single renders; for many
+/// nodes build one [`Shared`]).
+#[must_use]
+pub fn context(
+    recipe: &ResolvedRecipe,
+    node: &NodeSpec,
+    extras: &Map<String, Value>,
+) -> minijinja::Value {
+    Shared::new(recipe, extras).context(node)
 }
 
 #[cfg(test)]
@@ -181,7 +222,7 @@ mod tests {
         let e = check_syntax("a.j2", "line1\n{% if x %}\nno end\n").unwrap_err();
         assert!(e.starts_with("a.j2:"), "{e}");
         assert!(e.contains("syntax error"), "{e}");
-        let ctx = json!({"name": "n1"});
+        let ctx = to_value(json!({"name": "n1"}));
         assert_eq!(render("a.j2", "hi {{ name }}\n", &ctx).unwrap(), "hi n1\n");
         let e = render("a.j2", "a\n{{ missing }}\n", &ctx).unwrap_err();
         assert!(e.starts_with("a.j2:2: undefined value"), "{e}");
@@ -189,7 +230,7 @@ mod tests {
 
     #[test]
     fn issue15_runaway_templates_run_out_of_fuel() {
-        let ctx = json!({});
+        let ctx = to_value(json!({}));
         let cases = [
             (
                 "doubling 40 times",
@@ -222,7 +263,7 @@ mod tests {
         let out = render(
             "hosts.j2",
             "{% for n in nodes %}{{ n.address }} {{ n.name }}\n{% endfor %}",
-            &json!({ "nodes": nodes }),
+            &to_value(json!({ "nodes": nodes })),
         )
         .unwrap();
         assert_eq!(out.lines().count(), 4096);
